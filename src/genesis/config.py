@@ -1,0 +1,191 @@
+"""Settings: every knob Genesis has, read from ``GENESIS_*`` variables or ``.env``.
+
+``get_settings()`` is cached; tests build ``Settings(...)`` directly and pass it to
+``create_app`` so that nothing is wired at import time.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from genesis.errors import ConfigurationError
+
+Role = Literal["admin", "trader", "viewer", "auditor"]
+MIN_SECRET_BYTES = 32  # RFC 8725 3.5: an HMAC key of at least 256 bits
+
+
+class Settings(BaseSettings):
+    """All configuration of one Genesis process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GENESIS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- where things live -------------------------------------------------
+    data_dir: Path = Field(Path("./var"), description="Directory for the SQLite file, keys and logs.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/genesis.db. postgresql://... scales out."
+    )
+    database_pool_size: int = Field(10, ge=1, le=200)
+    database_max_overflow: int = Field(10, ge=0, le=200)
+    database_timeout_seconds: float = Field(5.0, gt=0, le=120)
+    redis_url: str | None = Field(None, description="redis://...; unset = in-process rate limits.")
+    redis_failure_mode: Literal["fail-open", "fail-closed"] = "fail-open"
+    key_prefix: str = Field("genesis", description="Prefix of every Redis key this deployment uses.")
+
+    # --- server ------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_prices_per_request: int = Field(100_000, ge=1)
+    trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs whose X-Forwarded-For is believed.")
+    request_timeout_seconds: float = Field(30.0, gt=0)
+    metrics_public: bool = Field(False, description="Serve /metrics without authentication (bind to a private port).")
+
+    # --- authentication ----------------------------------------------------
+    secret_key: SecretStr | None = Field(None, description="JWT signing key; unset = generated once in data_dir.")
+    access_token_ttl_minutes: int = Field(30, ge=1, le=24 * 60)
+    refresh_token_ttl_minutes: int = Field(7 * 24 * 60, ge=1)
+    token_issuer: str = "genesis"
+    token_audience: str = "genesis-api"
+    token_leeway_seconds: int = Field(10, ge=0, le=60)
+    admin_username: str = Field("admin", min_length=1, max_length=64)
+    admin_password: SecretStr | None = None
+    login_failures_per_account_per_hour: int = Field(20, ge=1, le=100)
+    login_attempts_per_ip_per_minute: int = Field(30, ge=1)
+
+    # --- rate limits (limits library notation: "N/period") -------------------
+    rate_limit_default: str = "120/minute"
+    rate_limit_health: str = "100/minute"
+    rate_limit_strategy: str = "50/minute"
+    rate_limit_performance: str = "20/minute"
+    rate_limit_anomalies: str = "30/minute"
+    rate_limit_token: str = "30/minute"
+    rate_limit_backtests: str = "20/minute"
+    rate_limit_prices: str = "60/minute"
+    rate_limit_audit: str = "60/minute"
+    rate_limits_enabled: bool = True
+
+    # --- logging -----------------------------------------------------------
+    log_level: str = "INFO"
+    log_console: bool = True
+    log_dir: Path | None = Field(None, description="Default <data_dir>/logs.")
+    log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    log_file_backups: int = Field(5, ge=0)
+    log_daily_backups: int = Field(30, ge=0)
+    log_gzip: bool = False
+    log_redact_fields: list[str] = Field(default_factory=list, description="Extra field names to redact.")
+
+    # --- audit -------------------------------------------------------------
+    audit_batch_max: int = Field(2000, ge=1)
+    audit_checkpoint_interval_seconds: float = Field(3600.0, gt=0)
+    audit_hmac_key: SecretStr | None = Field(None, description="Optional key for HMAC-SHA256 chain hashes.")
+    audit_retention_days: int = Field(365, ge=0, description="Archiving newer events than this is refused.")
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("log_redact_fields", mode="before")
+    @classmethod
+    def _split_fields(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("secret_key")
+    @classmethod
+    def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes (256 bits)")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults_from_data_dir(self) -> Settings:
+        if self.database_url is None:
+            self.database_url = f"sqlite:///{(self.data_dir / 'genesis.db').as_posix()}"
+        if self.log_dir is None:
+            self.log_dir = self.data_dir / "logs"
+        return self
+
+    # --- derived -----------------------------------------------------------
+    @property
+    def db_url(self) -> str:
+        assert self.database_url is not None
+        return self.database_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.db_url.startswith("sqlite")
+
+    @property
+    def logs_path(self) -> Path:
+        assert self.log_dir is not None
+        return self.log_dir
+
+    def signing_key(self) -> str:
+        """The JWT signing key: configured, or generated once and kept in the data dir (mode 0600)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return read_or_create_secret(self.data_dir / "secret.key", nbytes=48)
+
+
+def read_or_create_secret(path: Path, *, nbytes: int) -> str:
+    """Return the secret stored at ``path``, creating it (mode 0600) when absent."""
+    try:
+        text = path.read_text(encoding="ascii").strip()
+        if len(text) >= MIN_SECRET_BYTES:
+            return text
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(nbytes)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(value)
+    try:
+        # Another worker may have won the race: keep the first key written.
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="ascii").strip()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning validation errors into one message naming each variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "GENESIS_" + "_".join(str(p) for p in err["loc"][:1]).upper()
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()

@@ -1,0 +1,170 @@
+"""The one relational schema Genesis keeps, for SQLite and PostgreSQL alike.
+
+Times that take part in ordering, range queries or the audit chain are stored as
+integer microseconds since the Unix epoch (UTC): exact, portable across both
+databases, and cheap to index. Other bookkeeping times use timezone-aware
+``DateTime``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", String(255), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+clients = Table(
+    "clients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(64), nullable=False, unique=True),
+    Column("secret_hash", String(255), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("description", String(255), nullable=False, default=""),
+    Column("revoked", Boolean, nullable=False, default=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# One row per refresh token ever issued. A family is the chain of tokens that
+# descend from one login; reuse of a rotated token revokes the whole family.
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("family_id", String(64), nullable=False, index=True),
+    Column("subject", String(128), nullable=False),
+    Column("scope", String(255), nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("rotated_at_us", BigInteger, nullable=True),
+    Column("revoked_at_us", BigInteger, nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+)
+
+# Denylist of access-token ids revoked before they expire (RFC 7009).
+revoked_tokens = Table(
+    "revoked_tokens",
+    metadata,
+    Column("jti", String(64), primary_key=True),
+    Column("expires_at_us", BigInteger, nullable=False, index=True),
+    Column("revoked_at_us", BigInteger, nullable=False),
+)
+
+prices = Table(
+    "prices",
+    metadata,
+    Column("symbol", String(32), primary_key=True),
+    Column("ts_us", BigInteger, primary_key=True),
+    Column("open", Float, nullable=True),
+    Column("high", Float, nullable=True),
+    Column("low", Float, nullable=True),
+    Column("close", Float, nullable=False),
+    Column("volume", Float, nullable=True),
+)
+
+backtests = Table(
+    "backtests",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("owner", String(128), nullable=False, index=True),
+    Column("strategy_name", String(64), nullable=False),
+    Column("params", Text, nullable=False),
+    Column("symbol", String(32), nullable=True),
+    Column("n_prices", Integer, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("score", Float, nullable=True),
+    Column("equity", Text, nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Index("ix_backtests_strategy_created", "strategy_name", "created_at_us"),
+)
+
+# The audit trail. Append-only: the migration installs triggers (SQLite) or
+# grants (PostgreSQL) so that the application cannot UPDATE or DELETE rows,
+# except DELETE of ranges already exported by ``genesis audit archive``.
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("event_id", String(36), nullable=False),
+    Column("occurred_at_us", BigInteger, nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("action", String(128), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("source_ip", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("method", String(16), nullable=True),
+    Column("path", String(2048), nullable=True),
+    Column("status", Integer, nullable=True),
+    Column("correlation_id", String(128), nullable=False),
+    Column("request_id", String(128), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    UniqueConstraint("event_id", "occurred_at_us", name="uq_audit_events_event_id"),
+    Index("ix_audit_events_time", "occurred_at_us"),
+    Index("ix_audit_events_actor_time", "actor", "occurred_at_us"),
+    Index("ix_audit_events_action_time", "action", "occurred_at_us"),
+    Index("ix_audit_events_correlation", "correlation_id"),
+)
+
+# Signed statements "the chain had head HASH at sequence SEQ at time T".
+audit_checkpoints = Table(
+    "audit_checkpoints",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("key_id", String(64), nullable=False),
+    Column("signature", String(128), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Index("ix_audit_checkpoints_seq", "seq"),
+)
+
+# Each archive run: the pruned range and the digest of its export, so the
+# chain verifies from the archive boundary onwards.
+audit_archives = Table(
+    "audit_archives",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("before_us", BigInteger, nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("last_hash", String(64), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("location", String(1024), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+)
