@@ -73,3 +73,16 @@ class ConfigurationError(GenesisError):
     """Settings are invalid; the message names the variable."""
 
     code = "configuration"
+
+
+class RateLimited(GenesisError):
+    """Too many requests for a key within a window."""
+
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: int, limit: int | None = None, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.retry_after = retry_after
+        self.limit = limit

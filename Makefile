@@ -1,0 +1,37 @@
+# Genesis: two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install run test lint unit fuzz bench soak clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Genesis with its dev tools
+
+run: install ## Start the API on http://127.0.0.1:8000 (SQLite and logs under ./var)
+	$(BIN)/genesis serve
+
+lint: install ## ruff, mypy and the import-layer contracts
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: install ## The test suite only
+	$(BIN)/pytest
+
+test: lint unit ## Everything CI runs
+
+fuzz: install ## A longer schemathesis run
+	GENESIS_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/reliability -k fuzz
+
+bench: install ## Benchmarks against same-run anchors; writes bench/results.json
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,191 @@
+"""Pure ASGI middleware: correlation ids, body limits, metrics and the durable audit of each request.
+
+A response is sent only after its request's audit event is committed: the
+``http.response.start`` message is held until the audit writer confirms the
+event; if the audit store cannot take it, the client gets a 503 instead of an
+acknowledgement that was never recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from genesis.api.clientip import ClientAddressResolver
+from genesis.api.metrics import REQUEST_LATENCY, REQUESTS
+from genesis.api.request_audit import STATE_KEY, RequestAudit
+from genesis.audit.context import bind_request
+
+log = logging.getLogger("genesis.api.access")
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+REFUSALS = frozenset({401, 403, 429})
+
+AuditCallback = Callable[[RequestAudit, dict[str, Any]], Awaitable[None]]
+
+
+def correlation_from_headers(headers: dict[bytes, bytes]) -> str:
+    """A validated X-Request-ID, else the trace id of a valid traceparent, else a new id."""
+    raw = headers.get(b"x-request-id")
+    if raw:
+        text = raw.decode("latin-1").strip()
+        if REQUEST_ID.match(text):
+            return text
+    raw = headers.get(b"traceparent")
+    if raw:
+        match = TRACEPARENT.match(raw.decode("latin-1").strip().lower())
+        if match and match.group(1) != "0" * 32:
+            return match.group(1)
+    return uuid.uuid4().hex
+
+
+def outcome_of(status: int) -> str:
+    if status < 400:
+        return "success"
+    return "denied" if status in REFUSALS else "failure"
+
+
+class RequestMiddleware:
+    """Binds correlation context, enforces the body limit, audits and measures every request."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, resolver: ClientAddressResolver, audit: AuditCallback,
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.resolver = resolver
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        correlation_id = correlation_from_headers(headers)
+        request_id = uuid.uuid4().hex
+        peer = scope.get("client")[0] if scope.get("client") else None
+        forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+        record = RequestAudit(
+            source_ip=self.resolver.resolve(peer, forwarded), correlation_id=correlation_id, request_id=request_id
+        )
+        scope.setdefault("state", {})[STATE_KEY] = record
+        status_holder = [500]
+        with bind_request(correlation_id=correlation_id, request_id=request_id):
+            try:
+                await self._handle(scope, receive, send, headers, record, status_holder)
+            finally:
+                self._observe(scope, record, status_holder[0], started)
+
+    @staticmethod
+    def _observe(scope: Scope, record: RequestAudit, status: int, started: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "<unmatched>"
+        elapsed = time.perf_counter() - started
+        REQUESTS.labels(scope["method"], template, str(status)).inc()
+        REQUEST_LATENCY.labels(scope["method"], template).observe(elapsed)
+        log.info(
+            "%s %s %s", scope["method"], template, status,
+            extra={"fields": {"method": scope["method"], "path": scope["path"], "status": status,
+                              "duration_ms": round(elapsed * 1000, 3), "client_ip": record.source_ip,
+                              "actor": record.actor}},
+        )
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes], record: RequestAudit,
+        status_holder: list[int],
+    ) -> None:
+        correlation_header = (b"x-request-id", record.correlation_id.encode("latin-1"))
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_body_bytes
+            except ValueError:
+                too_big = False
+            if too_big:
+                await self._reject(send, 413, "request body is larger than the configured limit",
+                                   correlation_header, status_holder)
+                return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    # An HTTPException passes FastAPI's body parsing untouched and becomes a 413 problem.
+                    raise HTTPException(413, "request body is larger than the configured limit")
+            return message
+
+        suppressed = False
+
+        async def audited_send(message: Message) -> None:
+            nonlocal suppressed
+            if suppressed:
+                return
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                status_holder[0] = status
+                if record.audit or status in REFUSALS:
+                    try:
+                        await self.audit(record, self._event_fields(scope, headers, record, status))
+                    except Exception as exc:  # audit store unavailable: never acknowledge unaudited
+                        log.error("audit write failed; answering 503", exc_info=exc)
+                        suppressed = True
+                        await self._reject(send, 503, "the audit store is unavailable; nothing was acknowledged",
+                                           correlation_header, status_holder, retry_after=True)
+                        return
+                message["headers"] = [*message.get("headers", []), correlation_header]
+            await send(message)
+
+        await self.app(scope, limited_receive, audited_send)
+
+    @staticmethod
+    def _event_fields(scope: Scope, headers: dict[bytes, bytes], record: RequestAudit, status: int) -> dict[str, Any]:
+        route = scope.get("route")
+        action = record.action or getattr(route, "name", None) or f"http.{scope['method'].lower()}"
+        if status == 401:
+            action = record.action or "auth.refused"
+        return {
+            "action": action,
+            "outcome": outcome_of(status),
+            "actor": record.actor or "anonymous",
+            "source_ip": record.source_ip,
+            "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:512] or None,
+            "method": scope["method"],
+            "path": scope["path"][:2048],
+            "status": status,
+            "correlation_id": record.correlation_id,
+            "request_id": record.request_id,
+            "message": record.message or f"{scope['method']} {scope['path'][:200]} -> {status}",
+            "metadata": record.metadata,
+        }
+
+    @staticmethod
+    async def _reject(
+        send: Send, status: int, detail: str, correlation_header: tuple[bytes, bytes], status_holder: list[int],
+        *, retry_after: bool = False,
+    ) -> None:
+        status_holder[0] = status
+        body = orjson.dumps({"type": "about:blank", "title": "Request Entity Too Large" if status == 413
+                             else "Service Unavailable", "status": status, "detail": detail,
+                             "correlation_id": correlation_header[1].decode("latin-1")})
+        response_headers = [(b"content-type", b"application/problem+json"),
+                            (b"content-length", str(len(body)).encode()), correlation_header]
+        if retry_after:
+            response_headers.append((b"retry-after", b"1"))
+        if status == 413:
+            response_headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,159 @@
+"""RFC 9457 problem details for every error response.
+
+Each body keeps a ``detail`` member so clients written for FastAPI's
+``{"detail": ...}`` keep working; no stack trace or internal text is ever sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SATimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from genesis.audit.context import get_correlation_id
+from genesis.errors import (
+    Conflict,
+    Forbidden,
+    GenesisError,
+    InvalidInput,
+    NotFound,
+    RateLimited,
+    TooLarge,
+    Unauthenticated,
+    Unavailable,
+)
+from genesis.services.auth import OAuthError
+
+log = logging.getLogger("genesis.api")
+
+PROBLEM_TYPE_BASE = "https://genesis.dev/problems/"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def problem_response(
+    status: int, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None, media_type: str = "application/problem+json",
+) -> Response:
+    """A problem-details response for ``status`` with a human ``detail``."""
+    phrase = HTTPStatus(status).phrase
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (code or phrase.lower().replace(" ", "-")),
+        "title": phrase,
+        "status": status,
+        "detail": detail,
+    }
+    correlation_id = get_correlation_id()
+    if correlation_id:
+        body["correlation_id"] = correlation_id
+    if extra:
+        body.update(extra)
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=media_type)
+
+
+def bearer_challenge(error: str | None = "invalid_token", description: str | None = None) -> dict[str, str]:
+    value = "Bearer"
+    if error:
+        value += f' error="{error}"'
+        if description:
+            value += f', error_description="{description}"'
+    return {"WWW-Authenticate": value}
+
+
+def response_for(exc: GenesisError) -> Response:
+    """Translate a domain error to its HTTP problem."""
+    if isinstance(exc, OAuthError):
+        headers = dict(NO_STORE)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="genesis", Bearer'
+        return problem_response(
+            exc.status, exc.message, code=exc.error, headers=headers,
+            extra={"error": exc.error, "error_description": exc.message}, media_type="application/json",
+        )
+    if isinstance(exc, Unauthenticated):
+        return problem_response(
+            401, exc.message, code="unauthenticated", headers=bearer_challenge(description=exc.message)
+        )
+    if isinstance(exc, Forbidden):
+        return problem_response(
+            403, exc.message, code="forbidden",
+            headers=bearer_challenge("insufficient_scope", exc.details.get("scope_hint")),
+        )
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(exc.retry_after)}
+        if exc.limit is not None:
+            headers.update({"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0",
+                            "RateLimit-Reset": str(exc.retry_after)})
+        return problem_response(429, exc.message, code=exc.code, headers=headers)
+    if isinstance(exc, NotFound):
+        return problem_response(404, exc.message, code="not-found")
+    if isinstance(exc, Conflict):
+        return problem_response(409, exc.message, code="conflict")
+    if isinstance(exc, TooLarge):
+        return problem_response(413, exc.message, code="too-large")
+    if isinstance(exc, InvalidInput):
+        status = int(exc.details.get("status", 422))
+        return problem_response(status, exc.message, code="invalid-input", extra=exc.details.get("extra"))
+    if isinstance(exc, Unavailable):
+        return problem_response(
+            503, exc.message, code="unavailable", headers={"Retry-After": str(exc.retry_after)},
+            extra={"component": exc.component},
+        )
+    return problem_response(400, exc.message)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    errors = []
+    for err in exc.errors():
+        # Echoing "input" could reflect a password back: keep location, message and type only.
+        errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")),
+                       "type": str(err.get("type", ""))})
+    return errors
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Register handlers so that every error leaves as a problem document."""
+
+    async def on_domain(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, GenesisError)
+        return response_for(exc)
+
+    async def on_validation(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        errors = _field_errors(exc)
+        fields = ", ".join(".".join(e["loc"][1:] or e["loc"]) for e in errors[:10])
+        return problem_response(
+            422, f"request validation failed: {fields}" if fields else "request validation failed",
+            code="validation-error", extra={"errors": errors},
+        )
+
+    async def on_http(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, detail, headers=headers)
+
+    async def on_database(_: Request, exc: Exception) -> Response:
+        # Connection-level failures (server down, pool timeout): the client may retry.
+        log.error("database unavailable: %s", type(exc).__name__)
+        return problem_response(503, "the database is unavailable; retry shortly", code="unavailable",
+                                headers={"Retry-After": "2"}, extra={"component": "database"})
+
+    async def on_unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unhandled error", exc_info=exc)
+        return problem_response(500, "internal error; quote the correlation id when reporting it")
+
+    app.add_exception_handler(GenesisError, on_domain)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(OperationalError, on_database)
+    app.add_exception_handler(InterfaceError, on_database)
+    app.add_exception_handler(SATimeoutError, on_database)
+    app.add_exception_handler(Exception, on_unexpected)

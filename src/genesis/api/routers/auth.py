@@ -1,0 +1,122 @@
+"""OAuth2 token endpoint (password, client_credentials, refresh_token) and revocation (RFC 7009)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated
+from urllib.parse import unquote
+
+import orjson
+
+from fastapi import APIRouter, Form, Header, Request, Response
+from pydantic import BaseModel
+
+from genesis.api.deps import RuntimeDep, access, enforce_limit
+from genesis.api.problems import NO_STORE
+from genesis.api.request_audit import request_audit
+from genesis.api.schemas import AUTHED_ERRORS, OAuthErrorBody, TokenResponse, problem_responses
+from genesis.services.auth import OAuthError, Principal, TokenGrant
+
+router = APIRouter(tags=["auth"])
+
+FormStr = Annotated[str | None, Form(max_length=4096)]
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """client_secret_basic (RFC 6749 2.3.1): form-urlencoded id and secret in HTTP Basic."""
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise OAuthError("invalid_client", "malformed Basic credentials", status=401) from exc
+    client_id, sep, secret = decoded.partition(":")
+    if not sep:
+        raise OAuthError("invalid_client", "malformed Basic credentials", status=401)
+    return unquote(client_id), unquote(secret)
+
+
+def _token_response(grant: TokenGrant) -> Response:
+    body = TokenResponse(
+        access_token=grant.access_token, expires_in=grant.expires_in, scope=grant.scope,
+        refresh_token=grant.refresh_token,
+    )
+    return Response(orjson.dumps(body.model_dump(exclude_none=True)), media_type="application/json", headers=NO_STORE)
+
+
+@router.post(
+    "/token", name="auth.token.issue", response_model=TokenResponse,
+    responses={400: {"model": OAuthErrorBody, "description": "OAuth2 error (invalid_grant, invalid_scope, ...)"},
+               401: {"model": OAuthErrorBody, "description": "invalid_client"}, **problem_responses(413, 422, 429)},
+)
+async def issue_token(
+    request: Request, runtime: RuntimeDep,
+    grant_type: FormStr = None, username: FormStr = None, password: FormStr = None, scope: FormStr = None,
+    client_id: FormStr = None, client_secret: FormStr = None, refresh_token: FormStr = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Response:
+    """Issue tokens: OAuth2 password, client_credentials and refresh_token grants (form fields)."""
+    record = request_audit(request)
+    record.audit = True
+    record.metadata["grant_type"] = grant_type
+    await enforce_limit(runtime, None, "token", f"ip:{record.source_ip}")
+    try:
+        if grant_type == "password":
+            if not username or password is None:
+                raise OAuthError("invalid_request", "the password grant needs username and password")
+            record.actor = f"user:{username[:64]}"
+            grant = await runtime.auth.password_grant(
+                username=username, password=password, scope=scope, source_ip=record.source_ip
+            )
+        elif grant_type == "client_credentials":
+            basic = _basic_credentials(authorization)
+            cid, secret = basic if basic else (client_id, client_secret)
+            if not cid or secret is None:
+                raise OAuthError("invalid_client", "client authentication failed", status=401)
+            record.actor = f"client:{cid[:64]}"
+            grant = await runtime.auth.client_credentials_grant(
+                client_id=cid, client_secret=secret, scope=scope, source_ip=record.source_ip
+            )
+        elif grant_type == "refresh_token":
+            if not refresh_token:
+                raise OAuthError("invalid_request", "the refresh_token grant needs refresh_token")
+            record.action = "auth.token.refresh"
+            grant = await runtime.auth.refresh_grant(refresh_token=refresh_token, scope=scope)
+        elif not grant_type:
+            raise OAuthError("invalid_request", "grant_type is required")
+        else:
+            raise OAuthError("unsupported_grant_type", "supported: password, client_credentials, refresh_token")
+    except OAuthError as exc:
+        record.action = "auth.login.failed" if grant_type in ("password", "client_credentials") else (
+            record.action or "auth.token.failed")
+        record.metadata["error"] = exc.error
+        raise
+    record.metadata["scope"] = grant.scope
+    return _token_response(grant)
+
+
+@router.post("/token/revoke", name="auth.token.revoke", responses=problem_responses(413, 422, 429))
+async def revoke_token(
+    request: Request, runtime: RuntimeDep,
+    token: Annotated[str, Form(max_length=4096)], token_type_hint: FormStr = None,
+) -> Response:
+    """Revoke an access or refresh token (RFC 7009); unknown tokens also answer 200."""
+    record = request_audit(request)
+    record.audit = True
+    await enforce_limit(runtime, None, "token", f"ip:{record.source_ip}")
+    await runtime.auth.revoke(token=token, token_type_hint=token_type_hint)
+    return Response(status_code=200, headers=NO_STORE)
+
+
+class Me(BaseModel):
+    subject: str
+    kind: str
+    role: str
+    scopes: list[str]
+
+
+@router.get("/me", name="auth.me", response_model=Me, responses=AUTHED_ERRORS)
+async def me(principal: Annotated[Principal, access(limit="default")]) -> Me:
+    """Who the bearer token belongs to, and its scopes."""
+    return Me(subject=principal.subject, kind=principal.kind, role=principal.role, scopes=sorted(principal.scopes))

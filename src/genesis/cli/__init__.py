@@ -1,0 +1,1 @@
+"""The ``genesis`` command line: one Typer app per command group."""

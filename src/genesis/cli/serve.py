@@ -1,0 +1,56 @@
+"""``genesis serve``: migrate, bootstrap the admin, run uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from genesis.cli.common import run_with_runtime, settings
+
+app = typer.Typer(help="Run the API server.")
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to bind (default GENESIS_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default GENESIS_PORT or 8000).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default GENESIS_WORKERS or 1).")] = None,
+    reload: Annotated[bool, typer.Option(help="Reload on code changes (development only).")] = False,
+) -> None:
+    """Apply migrations, create the first admin if there is no user, and serve the API."""
+    import uvicorn
+
+    for name, value in (("HOST", host), ("PORT", port), ("WORKERS", workers)):
+        if value is not None:
+            os.environ[f"GENESIS_{name}"] = str(value)
+    from genesis.config import get_settings
+
+    get_settings.cache_clear()
+    cfg = settings()
+
+    async def bootstrap(runtime: object) -> str | None:
+        from genesis.runtime import Runtime
+
+        assert isinstance(runtime, Runtime)
+        password = cfg.admin_password.get_secret_value() if cfg.admin_password else None
+        return await runtime.auth.bootstrap_admin(username=cfg.admin_username, password=password)
+
+    generated = run_with_runtime(bootstrap)
+    base = f"http://{cfg.host}:{cfg.port}"
+    typer.echo(f"Genesis {base}  docs: {base}/docs  database: {cfg.db_url.split('@')[-1]}", err=True)
+    if generated:
+        typer.echo(
+            f"Created admin user {cfg.admin_username!r} with password: {generated}  (shown once)", err=True
+        )
+    typer.echo(
+        f"Log in: curl -s -X POST {base}/token -d grant_type=password -d username={cfg.admin_username} "
+        "-d 'password=...'", err=True,
+    )
+    uvicorn.run(
+        "genesis.api.asgi:create_default_app", factory=True, host=cfg.host, port=cfg.port,
+        workers=cfg.workers if not reload else None, reload=reload, proxy_headers=False,
+        server_header=False, log_config=None, timeout_keep_alive=5,
+        limit_concurrency=2048, timeout_graceful_shutdown=10,
+    )

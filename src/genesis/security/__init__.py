@@ -1,0 +1,1 @@
+"""Credentials: password hashing, JWT access/refresh tokens, roles and scopes."""

@@ -1,0 +1,108 @@
+"""JWT access and refresh tokens (PyJWT, HS256 only).
+
+Access tokens carry ``typ: at+jwt`` in the header (RFC 9068) and refresh tokens
+``typ: rt+jwt``, so neither can stand in for the other. The algorithm list is
+fixed here, never read from the token (RFC 8725 3.1).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from genesis.errors import Unauthenticated
+from genesis.timeutil import now_us
+
+ALGORITHM = "HS256"
+ACCESS_TYPE = "at+jwt"
+REFRESH_TYPE = "rt+jwt"
+REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    subject: str
+    scopes: frozenset[str]
+    jti: str
+    expires_at: int
+    token_type: str
+    family_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token: str
+    jti: str
+    expires_at: int
+    expires_in: int
+
+
+class TokenCodec:
+    """Issues and verifies Genesis JWTs; caches verified claims until expiry."""
+
+    def __init__(
+        self, *, key: str, issuer: str, audience: str, leeway_seconds: int = 10, cache_size: int = 4096
+    ) -> None:
+        self._key = key
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._cache: OrderedDict[str, TokenClaims] = OrderedDict()
+        self._cache_size = cache_size
+
+    def issue(
+        self, *, subject: str, scopes: tuple[str, ...], ttl_seconds: int, token_type: str = ACCESS_TYPE,
+        family_id: str | None = None,
+    ) -> IssuedToken:
+        now = now_us() // 1_000_000
+        jti = uuid.uuid4().hex
+        claims: dict[str, Any] = {
+            "iss": self._issuer, "aud": self._audience, "sub": subject, "iat": now, "nbf": now,
+            "exp": now + ttl_seconds, "jti": jti, "scope": " ".join(scopes),
+        }
+        if family_id is not None:
+            claims["fam"] = family_id
+        token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"typ": token_type})
+        return IssuedToken(token, jti, now + ttl_seconds, ttl_seconds)
+
+    def verify(self, token: str, *, token_type: str = ACCESS_TYPE) -> TokenClaims:
+        """Verify signature, type and registered claims; raise Unauthenticated otherwise."""
+        cached = self._cache.get(token)
+        now = now_us() // 1_000_000
+        if cached is not None and cached.token_type == token_type:
+            if now <= cached.expires_at + self._leeway:
+                return cached
+            self._cache.pop(token, None)
+        try:
+            decoded = jwt.api_jwt.decode_complete(
+                token, self._key, algorithms=[ALGORITHM], audience=self._audience, issuer=self._issuer,
+                leeway=self._leeway, options={"require": REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise Unauthenticated("token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise Unauthenticated("token is not valid yet") from exc
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated("token is invalid") from exc
+        header, payload = decoded["header"], decoded["payload"]
+        if header.get("typ") != token_type:
+            raise Unauthenticated("token is of the wrong type")
+        subject, jti, scope = payload.get("sub"), payload.get("jti"), payload.get("scope", "")
+        if not isinstance(subject, str) or not isinstance(jti, str) or not isinstance(scope, str):
+            raise Unauthenticated("token is invalid")
+        claims = TokenClaims(
+            subject=subject, scopes=frozenset(scope.split()), jti=jti, expires_at=int(payload["exp"]),
+            token_type=token_type, family_id=payload.get("fam"),
+        )
+        self._cache[token] = claims
+        if len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        return claims
+
+    def forget(self, token: str) -> None:
+        """Drop a token from the verification cache (after revocation)."""
+        self._cache.pop(token, None)

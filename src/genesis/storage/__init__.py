@@ -1,0 +1,1 @@
+"""Storage: small Protocols the services depend on, and their SQL/Redis implementations."""

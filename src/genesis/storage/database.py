@@ -1,0 +1,81 @@
+"""Database engines: one async engine for the service, URLs normalised per driver.
+
+Users configure a plain URL (``sqlite:///var/genesis.db`` or
+``postgresql://user@host/db``); Genesis picks the drivers: aiosqlite / sqlite3
+for SQLite and psycopg 3 (async and sync from the same package) for PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def backend_of(url: str) -> str:
+    """``sqlite`` or ``postgresql`` for a configured database URL."""
+    name = make_url(url).get_backend_name()
+    if name not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database backend {name!r}: use sqlite:// or postgresql://")
+    return name
+
+
+def async_url(url: str) -> str:
+    """The URL with the async driver Genesis uses for its backend."""
+    parsed = make_url(url)
+    driver = "aiosqlite" if backend_of(url) == "sqlite" else "psycopg"
+    return parsed.set(drivername=f"{parsed.get_backend_name()}+{driver}").render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    """The URL with the sync driver (migrations, CLI tools)."""
+    parsed = make_url(url)
+    driver = "pysqlite" if backend_of(url) == "sqlite" else "psycopg"
+    return parsed.set(drivername=f"{parsed.get_backend_name()}+{driver}").render_as_string(hide_password=False)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file path of a SQLite URL (None for in-memory or non-SQLite URLs)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return parsed.database
+
+
+def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 10, timeout: float = 5.0
+) -> AsyncEngine:
+    """An async engine for ``url`` with pragmas (SQLite) or a sized pool (PostgreSQL)."""
+    if backend_of(url) == "sqlite":
+        path = sqlite_path(url)
+        if path is not None:
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(async_url(url), connect_args={"timeout": timeout})
+        event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        async_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_timeout=timeout,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": max(1, int(timeout))},
+    )

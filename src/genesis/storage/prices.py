@@ -1,0 +1,71 @@
+"""Price series in the relational store, idempotent on (symbol, timestamp)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from genesis.storage.models import prices
+from genesis.storage.protocols import PricePoint
+
+_CHUNK = 5_000
+
+
+class SqlPriceStore:
+    """PriceStore over SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        dialect = engine.dialect.name
+        base = postgresql.insert(prices) if dialect == "postgresql" else sqlite.insert(prices)
+        self._insert = base.on_conflict_do_nothing(index_elements=["symbol", "ts_us"])
+
+    async def add_many(self, symbol: str, points: Sequence[PricePoint]) -> int:
+        """Insert points, skipping timestamps already stored; returns how many were new."""
+        inserted = 0
+        async with self._engine.begin() as conn:
+            for start in range(0, len(points), _CHUNK):
+                rows: list[dict[str, Any]] = [
+                    {"symbol": symbol, "ts_us": p.ts_us, "open": p.open, "high": p.high,
+                     "low": p.low, "close": p.close, "volume": p.volume}
+                    for p in points[start : start + _CHUNK]
+                ]
+                result = await conn.execute(self._insert, rows)
+                inserted += max(int(result.rowcount or 0), 0)
+        return inserted
+
+    async def range(
+        self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
+    ) -> list[PricePoint]:
+        query = select(prices).where(prices.c.symbol == symbol)
+        if start_us is not None:
+            query = query.where(prices.c.ts_us >= start_us)
+        if end_us is not None:
+            query = query.where(prices.c.ts_us < end_us)
+        query = query.order_by(prices.c.ts_us)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [PricePoint(r.ts_us, r.close, r.open, r.high, r.low, r.volume) for r in rows]
+
+    async def closes(
+        self, symbol: str, *, start_us: int | None = None, end_us: int | None = None
+    ) -> tuple[list[int], list[float]]:
+        query = select(prices.c.ts_us, prices.c.close).where(prices.c.symbol == symbol)
+        if start_us is not None:
+            query = query.where(prices.c.ts_us >= start_us)
+        if end_us is not None:
+            query = query.where(prices.c.ts_us < end_us)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query.order_by(prices.c.ts_us))).all()
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    async def exists(self, symbol: str) -> bool:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(prices.c.ts_us).where(prices.c.symbol == symbol).limit(1))).first()
+        return row is not None

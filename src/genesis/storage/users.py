@@ -1,0 +1,67 @@
+"""Users in the relational store."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from genesis.errors import Conflict
+from genesis.storage.models import users
+from genesis.storage.protocols import UserRecord
+
+
+def _user(row: Any) -> UserRecord:
+    return UserRecord(row.id, row.username, row.password_hash, row.role, bool(row.disabled))
+
+
+class SqlUserStore:
+    """UserStore over SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def create(self, *, username: str, password_hash: str, role: str) -> UserRecord:
+        now = datetime.now(UTC)
+        try:
+            async with self._engine.begin() as conn:
+                result = await conn.execute(
+                    insert(users).values(
+                        username=username, password_hash=password_hash, role=role,
+                        disabled=False, created_at=now, updated_at=now,
+                    )
+                )
+                new_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
+        except IntegrityError as exc:
+            raise Conflict(f"user {username!r} already exists") from exc
+        return UserRecord(int(new_id), username, password_hash, role, False)
+
+    async def get(self, username: str) -> UserRecord | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(users).where(users.c.username == username))).first()
+        return _user(row) if row else None
+
+    async def list(self) -> list[UserRecord]:
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.username))).all()
+        return [_user(r) for r in rows]
+
+    async def count(self) -> int:
+        async with self._engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        return await self._update(username, disabled=disabled)
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        return await self._update(username, password_hash=password_hash)
+
+    async def _update(self, username: str, **values: Any) -> bool:
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(users).where(users.c.username == username).values(updated_at=datetime.now(UTC), **values)
+            )
+        return bool(result.rowcount)
