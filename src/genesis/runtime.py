@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.config import Settings
 from genesis.security.tokens import TokenCodec
+from genesis.services.anomalies import AnomalyService
 from genesis.services.auth import AuthService
 from genesis.services.limiter import Limiter
 from genesis.storage.backtests import SqlBacktestStore
@@ -42,6 +43,7 @@ class Runtime:
     limiter: Limiter
     codec: TokenCodec
     auth: AuthService
+    anomalies: AnomalyService
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +54,7 @@ class Runtime:
             max_overflow=settings.database_max_overflow, timeout=settings.database_timeout_seconds,
         )
         users, clients, tokens = SqlUserStore(engine), SqlClientStore(engine), SqlTokenStore(engine)
+        prices = SqlPriceStore(engine)
         limiter = Limiter(
             redis_url=settings.redis_url, key_prefix=settings.key_prefix,
             failure_mode=settings.redis_failure_mode, on_degraded=on_limiter_degraded,
@@ -69,8 +72,8 @@ class Runtime:
         )
         return cls(
             settings=settings, engine=engine, users=users, clients=clients, tokens=tokens,
-            prices=SqlPriceStore(engine), backtests=SqlBacktestStore(engine), limiter=limiter, codec=codec,
-            auth=auth,
+            prices=prices, backtests=SqlBacktestStore(engine), limiter=limiter, codec=codec,
+            auth=auth, anomalies=AnomalyService(prices),
         )
 
     @staticmethod
@@ -85,7 +88,9 @@ class Runtime:
         """Durably record the audit event of one API request (returns once committed)."""
         log.info("audit %s", fields.get("action"))
 
-    async def record_admin(self, action: str, message: str, *, target: str, actor: str = "cli") -> None:
+    async def record_admin(
+        self, action: str, message: str, *, target: str, actor: str = "cli", metadata: dict[str, Any] | None = None
+    ) -> None:
         """Durably record an administrative action taken outside the API."""
         log.info("audit %s %s", action, target)
 

@@ -17,7 +17,7 @@ from genesis.api.metrics import RATE_LIMIT_DEGRADED
 from genesis.api.middleware import RequestMiddleware
 from genesis.api.problems import install_problem_handlers
 from genesis.api.request_audit import RequestAudit
-from genesis.api.routers import admin, auth, health
+from genesis.api.routers import admin, analytics, anomalies, auth, backtests, health, prices
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 
@@ -36,6 +36,10 @@ Genesis is the integration and audit layer of an algorithmic-trading system.
 TAGS = [
     {"name": "auth", "description": "OAuth2 tokens: issue, refresh, revoke."},
     {"name": "health", "description": "Liveness and readiness probes."},
+    {"name": "analytics", "description": "Indicators and strategy values over posted prices."},
+    {"name": "prices", "description": "Ingest and read price series per symbol."},
+    {"name": "backtests", "description": "Backtests and strategy performance."},
+    {"name": "anomalies", "description": "Streaming anomaly detection on stored prices."},
     {"name": "admin", "description": "Users and machine clients (scope `admin`)."},
 ]
 
@@ -84,6 +88,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(auth.router)
+    app.include_router(analytics.router)
+    app.include_router(prices.router)
+    app.include_router(backtests.router)
+    app.include_router(anomalies.router)
     app.include_router(admin.router)
 
     async def audit(record: RequestAudit, fields: dict[str, Any]) -> None:

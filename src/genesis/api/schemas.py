@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
+
+from genesis.errors import TooLarge
+
+if TYPE_CHECKING:
+    from genesis.runtime import Runtime
+
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+PriceList = Annotated[list[Price], Field(min_length=1, description="Prices, oldest first; finite and > 0.")]
+
+
+def check_price_count(runtime: Runtime, count: int) -> None:
+    """Refuse more prices than the configured maximum with 413."""
+    limit = runtime.settings.max_prices_per_request
+    if count > limit:
+        raise TooLarge(f"at most {limit} prices per request (got {count})")
 
 
 class Strict(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from genesis.cli import clients, db, serve, users
+from genesis.cli import clients, db, prices, serve, users
 
 app = typer.Typer(
     help="Genesis: integration and audit layer of an algorithmic-trading system.",
@@ -14,3 +14,4 @@ app.add_typer(serve.app, name="serve")
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(clients.app, name="clients")
+app.add_typer(prices.app, name="prices")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -69,3 +69,10 @@ class SqlPriceStore:
         async with self._engine.connect() as conn:
             row = (await conn.execute(select(prices.c.ts_us).where(prices.c.symbol == symbol).limit(1))).first()
         return row is not None
+
+    async def stats(self, symbol: str) -> tuple[int, int | None]:
+        """(number of points, latest timestamp) of a symbol."""
+        query = select(func.count(), func.max(prices.c.ts_us)).where(prices.c.symbol == symbol)
+        async with self._engine.connect() as conn:
+            count, latest = (await conn.execute(query)).one()
+        return int(count), latest

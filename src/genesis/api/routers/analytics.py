@@ -1,0 +1,79 @@
+"""Strategy values and indicator series over posted prices."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+
+from genesis.analytics import INDICATORS, SIGNAL_STRATEGIES, STRATEGY_CALCULATORS
+from genesis.api.deps import RuntimeDep, access
+from genesis.api.request_audit import request_audit
+from genesis.api.schemas import AUTHED_ERRORS, PriceList, Strict, check_price_count, problem_responses
+from genesis.services import strategies
+from genesis.services.auth import Principal
+
+router = APIRouter(tags=["analytics"])
+Runner = Annotated[Principal, access("analytics:run", limit="strategy")]
+
+
+class StrategyCalculate(Strict):
+    strategy_name: str = Field(min_length=1, max_length=32, examples=["sma"],
+                               description=f"One of {', '.join(sorted(STRATEGY_CALCULATORS))} (any case).")
+    prices: PriceList
+    period: int = Field(10, ge=1, le=100_000)
+
+
+class StrategyResult(BaseModel):
+    result: float
+
+
+class IndicatorRequest(Strict):
+    prices: PriceList
+    params: dict[str, Any] = Field(default_factory=dict, description="The indicator's own parameters.")
+
+
+class IndicatorSeriesOut(BaseModel):
+    name: str
+    params: dict[str, Any]
+    warmup: int = Field(description="Leading values that are undefined (null).")
+    values: dict[str, list[float | None]]
+
+
+@router.post("/strategy/calculate", name="strategy.calculate", response_model=StrategyResult,
+             responses={**AUTHED_ERRORS, **problem_responses(400, 413)})
+async def calculate(body: StrategyCalculate, request: Request, runtime: RuntimeDep, _: Runner) -> StrategyResult:
+    """The latest value of an indicator (sma, ema, wma, rsi, roc, stddev) over the posted prices."""
+    check_price_count(runtime, len(body.prices))
+    request_audit(request).metadata.update({"strategy": body.strategy_name, "period": body.period,
+                                            "n_prices": len(body.prices)})
+    value = await strategies.calculate_strategy(strategy_name=body.strategy_name, prices=body.prices,
+                                                period=body.period)
+    return StrategyResult(result=value)
+
+
+@router.get("/indicators", name="indicators.list", responses=AUTHED_ERRORS)
+async def list_indicators(_: Runner) -> list[dict[str, Any]]:
+    """Every indicator with its parameters, outputs and warm-up."""
+    return [spec.describe() for _, spec in sorted(INDICATORS.items())]
+
+
+@router.get("/strategies", name="strategies.list", responses=AUTHED_ERRORS)
+async def list_strategies(_: Runner) -> dict[str, Any]:
+    """Names accepted by /strategy/calculate and the signal strategies accepted by /backtests."""
+    return {"calculators": sorted(STRATEGY_CALCULATORS),
+            "signal_strategies": [spec.describe() for _, spec in sorted(SIGNAL_STRATEGIES.items())]}
+
+
+@router.post("/indicators/{name}", name="indicators.compute", response_model=IndicatorSeriesOut,
+             responses={**AUTHED_ERRORS, **problem_responses(404, 413)})
+async def compute(
+    name: Annotated[str, Path(max_length=32, examples=["rsi"])], body: IndicatorRequest, request: Request,
+    runtime: RuntimeDep, _: Runner,
+) -> IndicatorSeriesOut:
+    """The whole indicator series; undefined warm-up values are null."""
+    check_price_count(runtime, len(body.prices))
+    request_audit(request).metadata.update({"indicator": name, "n_prices": len(body.prices)})
+    series = await strategies.compute_indicator(name=name, prices=body.prices, params=body.params)
+    return IndicatorSeriesOut(name=series.name, params=series.params, warmup=series.warmup, values=series.values)

@@ -1,0 +1,71 @@
+"""Price anomalies per symbol, from stored prices."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from genesis.api.deps import RuntimeDep, access
+from genesis.api.schemas import AUTHED_ERRORS, problem_responses
+from genesis.errors import InvalidInput
+from genesis.services.auth import Principal
+from genesis.services.market import SYMBOL_RULE
+from genesis.timeutil import rfc3339, to_us
+
+router = APIRouter(tags=["anomalies"])
+
+
+class LatestVerdict(BaseModel):
+    is_anomaly: bool
+    score: float
+    value: float
+    price: float
+    mean: float
+    std: float
+
+
+class AnomalousPoint(BaseModel):
+    timestamp: str
+    price: float
+    score: float
+
+
+class AnomalyOut(BaseModel):
+    symbol: str
+    points: int
+    window: int
+    threshold: float
+    method: str
+    latest: LatestVerdict | None
+    anomalies: list[AnomalousPoint]
+
+
+@router.get("/anomalies/{symbol:path}", name="anomalies.read", response_model=AnomalyOut,
+            responses={**AUTHED_ERRORS, **problem_responses(404)})
+async def anomalies(
+    symbol: Annotated[str, Path(description=SYMBOL_RULE, max_length=32)], runtime: RuntimeDep,
+    _: Annotated[Principal, access("anomalies:read", limit="anomalies")],
+    threshold: Annotated[float, Query(gt=0, le=1000, allow_inf_nan=False)] = 3.0,
+    window: Annotated[int, Query(ge=2, le=100_000)] = 100,
+    method: Annotated[Literal["log_return_zscore", "price_zscore", "mad"], Query()] = "log_return_zscore",
+    start: Annotated[datetime | None, Query(description="List anomalous points from here (inclusive).")] = None,
+    end: Annotated[datetime | None, Query(description="... up to here (exclusive).")] = None,
+) -> AnomalyOut:
+    """Whether the latest stored price is anomalous, and the anomalous points in [start, end)."""
+    if start and end and end <= start:
+        raise InvalidInput("end must be later than start")
+    report = await runtime.anomalies.report(
+        symbol=symbol, method=method, window=window, threshold=threshold,
+        start_us=to_us(start) if start else None, end_us=to_us(end) if end else None,
+    )
+    latest = None
+    if report.latest is not None:
+        latest = LatestVerdict(**{k: report.latest[k] for k in LatestVerdict.model_fields})
+    return AnomalyOut(
+        symbol=symbol, points=report.points, window=window, threshold=threshold, method=method, latest=latest,
+        anomalies=[AnomalousPoint(timestamp=rfc3339(a["ts_us"]), price=a["price"], score=a["score"])
+                   for a in report.anomalies],
+    )

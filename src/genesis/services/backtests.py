@@ -1,0 +1,98 @@
+"""Backtests: run a signal strategy over prices, record the result, read it back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from genesis.analytics import SIGNAL_STRATEGIES, run_backtest
+from genesis.errors import InvalidInput, NotFound
+from genesis.services.compute import run_sized
+from genesis.services.market import check_symbol
+from genesis.storage.protocols import BacktestRecord, BacktestStore, PriceStore
+from genesis.timeutil import now_us
+
+
+async def prices_for(
+    *, prices: Sequence[float] | None, symbol: str | None, start_us: int | None, end_us: int | None,
+    store: PriceStore,
+) -> list[float]:
+    """The closes to backtest on: posted ones, or a stored symbol's within [start, end)."""
+    if (prices is None) == (symbol is None):
+        raise InvalidInput("give either prices or symbol (with an optional start/end), not both")
+    if prices is not None:
+        return list(prices)
+    assert symbol is not None
+    check_symbol(symbol)
+    _, closes = await store.closes(symbol, start_us=start_us, end_us=end_us)
+    if not closes:
+        if not await store.exists(symbol):
+            raise NotFound(f"no prices stored for symbol {symbol!r}")
+        raise InvalidInput(f"no prices for {symbol!r} in the requested range")
+    return closes
+
+
+async def run_and_record(
+    *, store: BacktestStore, owner: str, strategy_name: str, params: Mapping[str, Any], closes: Sequence[float],
+    symbol: str | None, commission: float, include_equity: bool,
+) -> BacktestRecord:
+    """Run ``strategy_name`` over ``closes`` and record the result under ``owner``."""
+    key = strategy_name.strip().lower()
+    spec = SIGNAL_STRATEGIES.get(key)
+    if spec is None:
+        raise InvalidInput(
+            f"unsupported strategy {strategy_name!r}; supported: {', '.join(sorted(SIGNAL_STRATEGIES))}",
+            details={"status": 400, "extra": {"supported": sorted(SIGNAL_STRATEGIES)}},
+        )
+    if len(closes) < 2:
+        raise InvalidInput("a backtest needs at least 2 prices")
+    resolved = spec.resolve(params)
+
+    def work() -> Any:
+        strategy = spec.create(**resolved)
+        positions = strategy.positions(closes)
+        return run_backtest(closes, positions, commission=commission, include_equity=include_equity)
+
+    result = await run_sized(len(closes), work)
+    record = BacktestRecord(
+        id=str(uuid.uuid4()), owner=owner, strategy_name=key, params=dict(resolved), symbol=symbol,
+        n_prices=len(closes), metrics=result.metrics(), score=result.sharpe,
+        equity=result.equity.tolist() if result.equity is not None else None, created_at_us=now_us(),
+    )
+    await store.add(record)
+    return record
+
+
+async def get_backtest(*, store: BacktestStore, backtest_id: str, owner: str, is_admin: bool) -> BacktestRecord:
+    """A recorded backtest; someone else's is reported as not found (no existence leak)."""
+    record = await store.get(backtest_id)
+    if record is None or (record.owner != owner and not is_admin):
+        raise NotFound(f"no backtest {backtest_id!r}")
+    return record
+
+
+class PerformanceTracker:
+    """Strategy scores from recorded backtests.
+
+    The score of a backtest is its annualised Sharpe ratio (sqrt(252), risk-free 0);
+    ``None`` where the Sharpe ratio is undefined (no variation in returns).
+    """
+
+    def __init__(self, store: BacktestStore) -> None:
+        self._store = store
+
+    async def get_last_score(self, strategy: str) -> float | None:
+        history = await self.get_history(strategy)
+        return history[-1] if history else None
+
+    async def get_history(self, strategy: str) -> list[float | None]:
+        scores = await self._store.scores(strategy.strip().lower())
+        return [score for _, score in scores.get(strategy.strip().lower(), [])]
+
+    async def summary(self) -> list[dict[str, Any]]:
+        """``[{strategy_name, last_score, history}]`` for every strategy with a recorded backtest."""
+        return [
+            {"strategy_name": name, "last_score": points[-1][1], "history": [score for _, score in points]}
+            for name, points in sorted((await self._store.scores()).items())
+        ]
