@@ -12,10 +12,16 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from genesis.storage.partitions import ensure_audit_partitions
+
 revision: str = '0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+
+def _is_pg() -> bool:
+    return bool(op.get_bind().dialect.name == "postgresql")
 
 
 def upgrade() -> None:
@@ -63,9 +69,14 @@ def upgrade() -> None:
     sa.Column('metadata', sa.Text(), nullable=False),
     sa.Column('prev_hash', sa.String(length=64), nullable=False),
     sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_events')),
-    sa.UniqueConstraint('event_id', 'occurred_at_us', name='uq_audit_events_event_id')
+    # PostgreSQL partitions by month: the partition key must be part of every unique constraint.
+    sa.PrimaryKeyConstraint('seq', *(['occurred_at_us'] if _is_pg() else []), name=op.f('pk_audit_events')),
+    sa.UniqueConstraint('event_id', 'occurred_at_us', name='uq_audit_events_event_id'),
+    **({'postgresql_partition_by': 'RANGE (occurred_at_us)'} if _is_pg() else {}),
     )
+    if _is_pg():
+        op.execute("CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT")
+        ensure_audit_partitions(op.get_bind())
     with op.batch_alter_table('audit_events', schema=None) as batch_op:
         batch_op.create_index('ix_audit_events_action_time', ['action', 'occurred_at_us'], unique=False)
         batch_op.create_index('ix_audit_events_actor_time', ['actor', 'occurred_at_us'], unique=False)
