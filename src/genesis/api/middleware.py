@@ -73,7 +73,8 @@ class RequestMiddleware:
         headers = dict(scope["headers"])
         correlation_id = correlation_from_headers(headers)
         request_id = uuid.uuid4().hex
-        peer = scope.get("client")[0] if scope.get("client") else None
+        client = scope.get("client")
+        peer = client[0] if client else None
         forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
         record = RequestAudit(
             source_ip=self.resolver.resolve(peer, forwarded), correlation_id=correlation_id, request_id=request_id

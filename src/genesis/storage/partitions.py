@@ -31,7 +31,9 @@ def partition_name(moment: datetime) -> str:
     return f"audit_events_{moment.year:04d}_{moment.month:02d}"
 
 
-def month_partitions(now: datetime, *, months_back: int = 1, months_ahead: int = MONTHS_AHEAD) -> list[tuple[str, int, int]]:
+def month_partitions(
+    now: datetime, *, months_back: int = 1, months_ahead: int = MONTHS_AHEAD
+) -> list[tuple[str, int, int]]:
     """(name, from_us, to_us) for each month from ``months_back`` before ``now`` to ``months_ahead`` after."""
     current = month_start(now.year, now.month)
     out = []
@@ -42,7 +44,9 @@ def month_partitions(now: datetime, *, months_back: int = 1, months_ahead: int =
     return out
 
 
-def ensure_audit_partitions(connection: Any, *, now: datetime | None = None, months_ahead: int = MONTHS_AHEAD) -> list[str]:
+def ensure_audit_partitions(
+    connection: Any, *, now: datetime | None = None, months_ahead: int = MONTHS_AHEAD
+) -> list[str]:
     """Create missing monthly partitions (sync SQLAlchemy connection); returns the names created."""
     existing = {
         row[0]

@@ -8,7 +8,6 @@ from typing import Annotated
 from urllib.parse import unquote
 
 import orjson
-
 from fastapi import APIRouter, Form, Header, Request, Response
 from pydantic import BaseModel
 
