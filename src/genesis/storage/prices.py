@@ -22,7 +22,8 @@ class SqlPriceStore:
         self._engine = engine
         dialect = engine.dialect.name
         base = postgresql.insert(prices) if dialect == "postgresql" else sqlite.insert(prices)
-        self._insert = base.on_conflict_do_nothing(index_elements=["symbol", "ts_us"])
+        # RETURNING counts the rows really inserted on both backends (executemany rowcount does not).
+        self._insert = base.on_conflict_do_nothing(index_elements=["symbol", "ts_us"]).returning(prices.c.ts_us)
 
     async def add_many(self, symbol: str, points: Sequence[PricePoint]) -> int:
         """Insert points, skipping timestamps already stored; returns how many were new."""
@@ -35,7 +36,7 @@ class SqlPriceStore:
                     for p in points[start : start + _CHUNK]
                 ]
                 result = await conn.execute(self._insert, rows)
-                inserted += max(int(result.rowcount or 0), 0)
+                inserted += len(result.all())
         return inserted
 
     async def range(
