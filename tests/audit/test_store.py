@@ -1,0 +1,274 @@
+"""The SQL audit store, run against SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from genesis.audit.checkpoints import CheckpointSigner
+from genesis.audit.events import GENESIS_HASH
+from genesis.audit.export import file_digest, verify_export
+from genesis.audit.store import AuditStore, ChainHead
+from genesis.audit.trail import export_events, verify_store
+from genesis.errors import ConfigurationError, InvalidInput
+from genesis.storage.audit_sql import SqliteAuditStore, open_audit_store
+from tests.audit.chainlib import make_event
+from tests.audit.conftest import drop_append_only_triggers, raw_sql
+
+BASE_US = 1_700_000_000_000_000
+
+
+def fill(store: AuditStore, n: int, **overrides: Any) -> None:
+    for start in range(0, n, 50):
+        store.append([make_event(i, **overrides) for i in range(start, min(n, start + 50))])
+
+
+def test_append_assigns_gapless_seq_and_links_each_event(store: AuditStore) -> None:
+    assert store.head() == ChainHead(0, GENESIS_HASH)
+    first = store.append([make_event(0), make_event(1)])
+    second = store.append([make_event(2)])
+    assert [e.seq for e in first + second] == [1, 2, 3]
+    assert first[0].prev_hash == GENESIS_HASH and first[1].prev_hash == first[0].hash
+    assert second[0].prev_hash == first[1].hash
+    assert store.head() == ChainHead(3, second[0].hash)
+    stored = store.get(first[1].event_id)
+    assert stored == first[1]
+    assert store.get("missing") is None
+    assert verify_store(store).ok
+
+
+def test_resubmitting_an_event_is_idempotent(store: AuditStore) -> None:
+    event = make_event(0)
+    (committed,) = store.append([event])
+    again = store.append([make_event(1), event, event])
+    assert again[1] == committed and again[2] == committed
+    assert again[0].seq == 2 and store.head().seq == 2
+    assert verify_store(store).ok
+
+
+def test_iterating_is_ordered_and_chunked(store: AuditStore) -> None:
+    fill(store, 120)
+    seqs = [row[0] for row in store.iter_rows(chunk=7)]
+    assert seqs == list(range(1, 121))
+    assert [e.seq for e in store.iter_events(start_seq=100, end_seq=104)] == [100, 101, 102, 103, 104]
+
+
+def test_query_filters_and_pages_by_keyset(store: AuditStore) -> None:
+    fill(store, 60)
+    events, cursor = store.query(actor="user3", limit=4)
+    assert [e.actor for e in events] == ["user3"] * 4 and cursor is not None
+    pages = [events]
+    while cursor is not None:
+        events, cursor = store.query(actor="user3", limit=4, cursor=cursor)
+        pages.append(events)
+    seqs = [e.seq for page in pages for e in page]
+    assert seqs == [i + 1 for i in range(60) if i % 7 == 3]
+    newest, _ = store.query(order="desc", limit=3)
+    assert [e.seq for e in newest] == [60, 59, 58]
+    window, _ = store.query(start_us=BASE_US + 10_000_000, end_us=BASE_US + 13_000_000, limit=100)
+    assert [e.seq for e in window] == [11, 12, 13]
+    by_corr, _ = store.query(correlation_id="c-2", outcome="success", level="AUDIT", action="test.event")
+    assert [e.seq for e in by_corr] == list(range(21, 31))
+    with pytest.raises(InvalidInput):
+        store.query(cursor="not-a-seq")
+    with pytest.raises(InvalidInput):
+        store.query(limit=0)
+
+
+def test_update_and_delete_are_refused_by_the_database(store: AuditStore, store_url: str) -> None:
+    fill(store, 3)
+    for sql in ("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2", "DELETE FROM audit_events WHERE seq = 3"):
+        with pytest.raises(Exception, match="append-only"):
+            raw_sql(store_url, sql)
+    assert [row[0] for row in store.iter_rows()] == [1, 2, 3]
+    assert verify_store(store).ok
+
+
+def test_checkpoints_and_archives_cannot_be_altered(
+    store: AuditStore, store_url: str, signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    fill(store, 3)
+    store.archive(BASE_US + 1_500_000, tmp_path / "a.ndjson", signer=signer)
+    for sql in (
+        "UPDATE audit_checkpoints SET seq = 99",
+        "DELETE FROM audit_checkpoints",
+        "UPDATE audit_archives SET last_seq = 3",
+        "DELETE FROM audit_archives",
+    ):
+        with pytest.raises(Exception, match="append-only"):
+            raw_sql(store_url, sql)
+    assert len(store.checkpoints()) == 1 and len(store.archives()) == 1
+
+
+def test_tampering_in_the_database_is_found(store: AuditStore, store_url: str, signer: CheckpointSigner) -> None:
+    fill(store, 30)
+    head = store.head()
+    store.add_checkpoint(signer.sign(head.seq, head.hash, reason="periodic"))
+    drop_append_only_triggers(store_url)
+    raw_sql(store_url, "UPDATE audit_events SET message = 'edited' WHERE seq = 12")
+    report = verify_store(store, public_key=signer.public_key)
+    assert (report.kind, report.first_bad_seq) == ("modified", 12)
+    raw_sql(store_url, "DELETE FROM audit_events WHERE seq >= 25")
+    raw_sql(store_url, "DELETE FROM audit_events WHERE seq = 5")
+    report = verify_store(store, public_key=signer.public_key)
+    assert (report.kind, report.first_bad_seq) == ("deleted", 5)
+
+
+def test_truncation_is_found_by_the_checkpoint(store: AuditStore, store_url: str, signer: CheckpointSigner) -> None:
+    fill(store, 30)
+    head = store.head()
+    store.add_checkpoint(signer.sign(head.seq, head.hash, reason="shutdown"))
+    drop_append_only_triggers(store_url)
+    raw_sql(store_url, "DELETE FROM audit_events WHERE seq > 26")
+    report = verify_store(store, public_key=signer.public_key)
+    assert (report.kind, report.first_bad_seq) == ("truncated", 27)
+
+
+def test_archive_exports_prunes_and_the_chain_verifies_from_the_boundary(
+    store: AuditStore, store_url: str, signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    fill(store, 50)
+    record = store.archive(BASE_US + 20_000_000, tmp_path / "a1.ndjson", signer=signer)
+    assert record is not None and (record.first_seq, record.last_seq) == (1, 20)
+    assert record.digest == file_digest(tmp_path / "a1.ndjson")
+    assert store.boundary() == ChainHead(20, record.last_hash)
+    assert [row[0] for row in store.iter_rows()][:1] == [21]
+    assert next(store.iter_rows())[16] == record.last_hash
+    assert verify_store(store, public_key=signer.public_key).ok
+    exported = verify_export(tmp_path / "a1.ndjson", public_key=signer.public_key, expected_digest=record.digest)
+    assert exported.ok and exported.events_checked == 20 and exported.covered_seq == 20
+    # More events, a second archive, and an empty table after a third one.
+    fill(store, 5, base_us=BASE_US + 100_000_000)
+    second = store.archive(BASE_US + 40_000_000, tmp_path / "a2.ndjson", signer=signer)
+    assert second is not None and (second.first_seq, second.last_seq) == (21, 40)
+    assert store.archive(BASE_US + 40_000_000, tmp_path / "none.ndjson", signer=signer) is None
+    assert verify_export(tmp_path / "a2.ndjson", public_key=signer.public_key).ok
+    third = store.archive(BASE_US + 10**12, tmp_path / "a3.ndjson", signer=signer)
+    assert third is not None and third.last_seq == 55 and list(store.iter_rows()) == []
+    assert store.head() == ChainHead(55, third.last_hash)
+    (after,) = store.append([make_event(99)])
+    assert (after.seq, after.prev_hash) == (56, third.last_hash)
+    assert verify_store(store, public_key=signer.public_key).ok
+    assert [a.last_seq for a in store.archives()] == [20, 40, 55]
+
+
+def test_pruning_without_a_vouched_boundary_is_reported(
+    store: AuditStore, store_url: str, signer: CheckpointSigner
+) -> None:
+    fill(store, 10)
+    row = next(iter(store.iter_rows(start_seq=4, end_seq=4)))
+    raw_sql(
+        store_url,
+        "INSERT INTO audit_archives (before_us, first_seq, last_seq, last_hash, digest, location, created_at_us) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (0, 1, 4, row[17], "0" * 64, "nowhere", 0),
+    )
+    raw_sql(store_url, "DELETE FROM audit_events WHERE seq <= 4")  # the trigger now allows it
+    assert verify_store(store).ok  # the chain alone cannot tell ...
+    report = verify_store(store, public_key=signer.public_key)  # ... the missing signed boundary can
+    assert (report.kind, report.first_bad_seq) == ("deleted", 4)
+
+
+def test_an_export_verifies_offline_and_a_one_byte_edit_fails(
+    store: AuditStore, signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    fill(store, 25)
+    summary = export_events(store, tmp_path / "export.ndjson", signer=signer)
+    assert summary.count == 25 and summary.digest == file_digest(tmp_path / "export.ndjson")
+    assert verify_export(summary.path, public_key=signer.public_key).ok
+    text = summary.path.read_text("utf-8")
+    summary.path.write_text(text.replace("event 17", "event 71"), "utf-8")
+    report = verify_export(summary.path, public_key=signer.public_key)
+    assert (report.kind, report.first_bad_seq) == ("modified", 18)
+    lines = text.splitlines(keepends=True)
+    summary.path.write_text("".join(lines[:-6]), "utf-8")  # cut the tail and the trailer
+    assert verify_export(summary.path, public_key=signer.public_key).kind == "truncated"
+
+
+def test_threads_sharing_a_store_keep_one_chain(store: AuditStore) -> None:
+    def work(k: int) -> None:
+        for i in range(10):
+            store.append([make_event(k * 100 + i), make_event(k * 100 + i + 50)])
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.head().seq == 80
+    assert verify_store(store).ok
+
+
+def test_urls_are_normalised(tmp_path: Path, sqlite_url: str) -> None:
+    path = sqlite_url.removeprefix("sqlite:///")
+    for url in (f"sqlite+aiosqlite:///{path}", f"sqlite:///{path}?mode=rwc"):
+        opened = open_audit_store(url)
+        assert isinstance(opened, SqliteAuditStore) and str(opened.path) == path
+        opened.close()
+    with pytest.raises(ConfigurationError):
+        open_audit_store("sqlite:///:memory:")
+    with pytest.raises(ConfigurationError):
+        open_audit_store("mysql://x/y")
+
+
+def test_sqlite_runs_in_wal_with_full_sync(sqlite_url: str) -> None:
+    opened = open_audit_store(sqlite_url)
+    try:
+        conn = opened._conn()  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        opened.close()
+    assert isinstance(sqlite3.sqlite_version, str)
+
+
+def test_a_keyed_chain_verifies_only_with_its_key(store_url: str) -> None:
+    keyed = open_audit_store(store_url, hmac_key="a-long-and-secret-hmac-key-for-tests")
+    try:
+        assert keyed.hash_algorithm == "hmac-sha256"
+        fill(keyed, 5)
+        assert verify_store(keyed, hmac_key="a-long-and-secret-hmac-key-for-tests").ok
+        report = verify_store(keyed)
+        assert (report.kind, report.first_bad_seq) == ("modified", 1)
+    finally:
+        keyed.close()
+
+
+def test_archive_events_enforces_retention_and_audits_itself(
+    store: AuditStore, signer: CheckpointSigner, tmp_path: Path
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from genesis.audit.trail import archive_events
+    from genesis.audit.writer import AuditWriter
+
+    fill(store, 10)  # in November 2023
+    with pytest.raises(InvalidInput, match="retention"):
+        archive_events(
+            store, before=datetime.now(UTC) - timedelta(days=10), export_dir=tmp_path, retention_days=365,
+            signer=signer,
+        )  # fmt: skip
+    with AuditWriter(store, signer=signer) as writer:
+        record = archive_events(
+            store, before=datetime(2024, 1, 1), export_dir=tmp_path, retention_days=365, signer=signer,
+            writer=writer, actor="auditor",
+        )  # fmt: skip
+    assert record is not None and record.last_seq == 10
+    assert verify_export(Path(record.location), public_key=signer.public_key, expected_digest=record.digest).ok
+    (purge,) = [e for e in store.iter_events() if e.action == "audit.archive"]
+    assert purge.actor == "auditor" and purge.metadata["last_seq"] == 10
+    assert {"startup", "archive-boundary", "archive", "shutdown"} <= {cp.reason for cp in store.checkpoints()}
+    assert verify_store(store, public_key=signer.public_key).ok
+
+
+def test_a_damaged_export_line_is_reported_not_raised(store: AuditStore, tmp_path: Path) -> None:
+    fill(store, 5)
+    summary = export_events(store, tmp_path / "export.ndjson")
+    lines = summary.path.read_text("utf-8").splitlines(keepends=True)
+    summary.path.write_text("".join([*lines[:3], '{"type":"event", broken\n', *lines[3:]]), "utf-8")
+    report = verify_export(summary.path)
+    assert not report.ok and report.kind == "modified"
