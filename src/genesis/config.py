@@ -49,7 +49,6 @@ class Settings(BaseSettings):
     max_prices_per_request: int = Field(100_000, ge=1)
     trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs whose X-Forwarded-For is believed.")
     request_timeout_seconds: float = Field(30.0, gt=0)
-    metrics_public: bool = Field(False, description="Serve /metrics without authentication (bind to a private port).")
 
     # --- authentication ----------------------------------------------------
     secret_key: SecretStr | None = Field(None, description="JWT signing key; unset = generated once in data_dir.")
@@ -89,6 +88,9 @@ class Settings(BaseSettings):
     audit_batch_max: int = Field(2000, ge=1)
     audit_checkpoint_interval_seconds: float = Field(3600.0, gt=0)
     audit_hmac_key: SecretStr | None = Field(None, description="Optional key for HMAC-SHA256 chain hashes.")
+    audit_public_keys: list[Path] = Field(
+        default_factory=list, description="PEM public keys of other hosts' checkpoint signers (comma-separated paths)."
+    )
     audit_retention_days: int = Field(365, ge=0, description="Archiving newer events than this is refused.")
 
     @field_validator("trusted_proxies", mode="before")
@@ -105,7 +107,7 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
-    @field_validator("log_redact_fields", mode="before")
+    @field_validator("log_redact_fields", "audit_public_keys", mode="before")
     @classmethod
     def _split_fields(cls, value: object) -> object:
         if isinstance(value, str):

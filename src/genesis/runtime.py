@@ -6,18 +6,24 @@ implementations.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from genesis.audit import AuditStore, AuditWriter, LoggingRuntime, new_event, setup_logging
+from genesis.audit.context import get_correlation_id, new_correlation_id
 from genesis.config import Settings
+from genesis.errors import Unavailable
 from genesis.security.tokens import TokenCodec
 from genesis.services.anomalies import AnomalyService
 from genesis.services.auth import AuthService
 from genesis.services.limiter import Limiter
+from genesis.storage.audit_sql import open_audit_store
 from genesis.storage.backtests import SqlBacktestStore
 from genesis.storage.clients import SqlClientStore
 from genesis.storage.database import create_engine
@@ -44,7 +50,11 @@ class Runtime:
     codec: TokenCodec
     auth: AuthService
     anomalies: AnomalyService
-    extras: dict[str, Any] = field(default_factory=dict)
+    audit_store: AuditStore | None = None
+    log_runtime: LoggingRuntime | None = None
+    _audit_retry_at: float = 0.0
+    _console_logging: bool | None = None
+    writer: AuditWriter | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, on_limiter_degraded: Any = None) -> Runtime:
@@ -81,25 +91,82 @@ class Runtime:
         """Apply migrations (sync; call before starting workers)."""
         upgrade_database(settings.db_url)
 
-    async def start(self) -> None:
-        """Open what needs opening (the audit writer) once the event loop runs."""
+    async def start(self, *, console_logging: bool | None = None) -> None:
+        """Start logging, then the audit store and writer (retried later if the database is down)."""
+        self._console_logging = console_logging
+        self.log_runtime = await asyncio.to_thread(setup_logging, self._log_settings())
+        await self._ensure_audit()
+
+    def _log_settings(self) -> Settings:
+        settings = self.settings
+        if self._console_logging is not None and self._console_logging != settings.log_console:
+            settings = settings.model_copy(update={"log_console": self._console_logging})
+        return settings
+
+    async def _ensure_audit(self) -> bool:
+        """Open the audit store and writer if they are not running; at most one attempt every 2 s."""
+        if self.writer is not None:
+            return True
+        now = time.monotonic()
+        if now < self._audit_retry_at:
+            return False
+        self._audit_retry_at = now + 2.0
+        hmac_key = self.settings.audit_hmac_key.get_secret_value() if self.settings.audit_hmac_key else None
+        try:
+            store = await asyncio.to_thread(
+                open_audit_store, self.settings.db_url, hmac_key=hmac_key,
+                timeout_seconds=self.settings.database_timeout_seconds,
+            )
+        except Exception as exc:
+            log.error("audit store unavailable: %s", type(exc).__name__)
+            return False
+        self.audit_store = store
+        self.log_runtime = await asyncio.to_thread(setup_logging, self._log_settings(), store=store)
+        self.writer = self.log_runtime.writer
+        return self.writer is not None
 
     async def record_request(self, fields: dict[str, Any]) -> None:
-        """Durably record the audit event of one API request (returns once committed)."""
-        log.info("audit %s", fields.get("action"))
+        """Durably record the audit event of one API request (returns once committed).
+
+        Raises:
+            Unavailable: the event could not be committed (the caller answers 503).
+        """
+        if self.writer is None and not await self._ensure_audit():
+            raise Unavailable("the audit trail is not running", component="audit")
+        assert self.writer is not None
+        await self.writer.write_async(new_event(**fields))
 
     async def record_admin(
         self, action: str, message: str, *, target: str, actor: str = "cli", metadata: dict[str, Any] | None = None
     ) -> None:
         """Durably record an administrative action taken outside the API."""
-        log.info("audit %s %s", action, target)
+        if self.writer is None and not await self._ensure_audit():
+            raise Unavailable("the audit trail is not running", component="audit")
+        assert self.writer is not None
+        event = new_event(action, actor=actor, message=message, metadata={"target": target, **(metadata or {})},
+                          correlation_id=get_correlation_id() or new_correlation_id())
+        await self.writer.write_async(event)
 
     async def readiness(self) -> dict[str, str]:
         """State of each backing service: "ok" or a short reason."""
         checks = {"database": "ok" if await self.database_ready() else "unreachable"}
         if self.settings.redis_url:
             checks["redis"] = "ok" if await self.limiter.ping() else "unreachable"
+        checks["audit"] = "ok" if await self.audit_ready() else "unavailable"
         return checks
+
+    async def audit_ready(self) -> bool:
+        """The writer runs and the audit store answers."""
+        if not await self._ensure_audit():
+            return False
+        store = self.audit_store
+        if store is None:
+            return False
+        try:
+            await asyncio.wait_for(asyncio.to_thread(store.head), timeout=self.settings.database_timeout_seconds)
+        except Exception:
+            return False
+        return True
 
     async def database_ready(self) -> bool:
         try:
@@ -110,4 +177,12 @@ class Runtime:
             return False
 
     async def close(self) -> None:
+        """Drain the audit writer (shutdown checkpoint), stop logging, close connections."""
+        if self.log_runtime is not None:
+            await asyncio.to_thread(self.log_runtime.close)
+            self.log_runtime = None
+            self.writer = None
+        if self.audit_store is not None:
+            await asyncio.to_thread(self.audit_store.close)
+            self.audit_store = None
         await self.engine.dispose()

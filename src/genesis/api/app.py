@@ -17,7 +17,7 @@ from genesis.api.metrics import RATE_LIMIT_DEGRADED
 from genesis.api.middleware import RequestMiddleware
 from genesis.api.problems import install_problem_handlers
 from genesis.api.request_audit import RequestAudit
-from genesis.api.routers import admin, analytics, anomalies, auth, backtests, health, prices
+from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 
@@ -40,6 +40,7 @@ TAGS = [
     {"name": "prices", "description": "Ingest and read price series per symbol."},
     {"name": "backtests", "description": "Backtests and strategy performance."},
     {"name": "anomalies", "description": "Streaming anomaly detection on stored prices."},
+    {"name": "audit", "description": "Query, verify and export the tamper-evident audit trail (scope `audit:read`)."},
     {"name": "admin", "description": "Users and machine clients (scope `admin`)."},
 ]
 
@@ -92,16 +93,18 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(prices.router)
     app.include_router(backtests.router)
     app.include_router(anomalies.router)
+    app.include_router(audit.router)
     app.include_router(admin.router)
+    app.include_router(metrics.router)
 
-    async def audit(record: RequestAudit, fields: dict[str, Any]) -> None:
+    async def record_audit(record: RequestAudit, fields: dict[str, Any]) -> None:
         runtime = holder.get("runtime")
         if runtime is not None:
             await runtime.record_request(fields)
 
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.max_body_bytes,
-        resolver=ClientAddressResolver(settings.trusted_proxies), audit=audit,
+        resolver=ClientAddressResolver(settings.trusted_proxies), audit=record_audit,
     )
     return app
 

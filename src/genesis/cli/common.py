@@ -40,7 +40,7 @@ def run_with_runtime(action: Callable[[Runtime], Awaitable[T]], *, migrate: bool
 
     async def main() -> T:
         runtime = Runtime.build(cfg)
-        await runtime.start()
+        await runtime.start(console_logging=False)
         try:
             return await action(runtime)
         finally:

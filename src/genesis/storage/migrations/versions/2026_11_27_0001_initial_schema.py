@@ -12,6 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from genesis.storage.audit_sql import postgresql_append_only_ddl
 from genesis.storage.partitions import ensure_audit_partitions
 
 revision: str = '0001'
@@ -72,7 +73,7 @@ def upgrade() -> None:
     # PostgreSQL partitions by month: the partition key must be part of every unique constraint.
     sa.PrimaryKeyConstraint('seq', *(['occurred_at_us'] if _is_pg() else []), name=op.f('pk_audit_events')),
     sa.UniqueConstraint('event_id', 'occurred_at_us', name='uq_audit_events_event_id'),
-    **({'postgresql_partition_by': 'RANGE (occurred_at_us)'} if _is_pg() else {}),
+    **({'postgresql_partition_by': 'RANGE (occurred_at_us)'} if _is_pg() else {}),  # type: ignore[arg-type]
     )
     if _is_pg():
         op.execute("CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT")
@@ -162,6 +163,9 @@ def upgrade() -> None:
     # run has exported first (recorded in audit_archives).
     if op.get_bind().dialect.name == "sqlite":
         for statement in _SQLITE_APPEND_ONLY:
+            op.execute(statement)
+    else:
+        for statement in postgresql_append_only_ddl():
             op.execute(statement)
 
 
