@@ -1,0 +1,106 @@
+"""genesis audit: query, tail, verify (and tamper detection), export, archive, public-key."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from genesis.cli.main import app
+from genesis.config import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def populated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("GENESIS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("GENESIS_LOG_CONSOLE", "false")
+    monkeypatch.delenv("GENESIS_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    for name in ("ann", "bob", "cyd"):
+        result = runner.invoke(app, ["users", "create", name, "--role", "viewer", "--password-stdin"],
+                               input=f"{name}-password\n")
+        assert result.exit_code == 0, result.output
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def _json_lines(output: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+
+
+def test_query_and_tail_print_admin_actions(populated: Path) -> None:
+    result = runner.invoke(app, ["audit", "query", "--action", "admin.user.create", "--json"])
+    assert result.exit_code == 0, result.output
+    events = _json_lines(result.output)
+    assert [e["metadata"]["target"] for e in events] == ["ann", "bob", "cyd"]  # type: ignore[index]
+    assert all(e["actor"] == "cli" for e in events)
+    assert "ann-password" not in result.output
+    newest = _json_lines(runner.invoke(app, ["audit", "tail", "-n", "2", "--json"]).output)
+    assert len(newest) == 2 and newest[0]["seq"] < newest[1]["seq"]  # type: ignore[operator]
+    by_day = _json_lines(runner.invoke(app, ["audit", "query", "--start", "2001-01-01", "--end", "2001-01-01",
+                                             "--json"]).output)
+    assert by_day == []
+    bad = runner.invoke(app, ["audit", "query", "--start", "yesterday"])
+    assert bad.exit_code == 2
+
+
+def test_verify_ok_then_tamper_detected_with_the_seq(populated: Path) -> None:
+    ok = runner.invoke(app, ["audit", "verify", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["ok"] is True
+    events = _json_lines(runner.invoke(app, ["audit", "query", "--action", "admin.user.create", "--json"]).output)
+    target_seq = events[1]["seq"]
+    # An attacker with file access drops the append-only trigger and edits a row.
+    conn = sqlite3.connect(populated / "genesis.db")
+    conn.execute("DROP TRIGGER audit_events_no_update")
+    conn.execute("UPDATE audit_events SET actor = 'someone-else' WHERE seq = ?", (target_seq,))
+    conn.commit()
+    conn.close()
+    broken = runner.invoke(app, ["audit", "verify", "--json"])
+    assert broken.exit_code == 1
+    report = json.loads(broken.output)
+    assert report["ok"] is False and report["first_bad_seq"] == target_seq and report["kind"] == "modified"
+    ranged = runner.invoke(app, ["audit", "verify", "--from", "1", "--to", str(target_seq - 1), "--json"])
+    assert ranged.exit_code == 0
+
+
+def test_append_only_at_the_storage_layer(populated: Path) -> None:
+    conn = sqlite3.connect(populated / "genesis.db")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE audit_events SET actor = 'x' WHERE seq = 1")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM audit_events WHERE seq = 1")
+    conn.close()
+
+
+def test_export_is_verifiable_and_archive_respects_retention(populated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = populated / "export.ndjson"
+    result = runner.invoke(app, ["audit", "export", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["count"] >= 3 and len(summary["sha256"]) == 64 and out.exists()
+    refused = runner.invoke(app, ["audit", "archive", "--before", "2999-01-01"])
+    assert refused.exit_code == 2 and "retention" in refused.output
+    monkeypatch.setenv("GENESIS_AUDIT_RETENTION_DAYS", "0")
+    get_settings.cache_clear()
+    cutoff = datetime.now(UTC).isoformat()
+    archived = runner.invoke(app, ["audit", "archive", "--before", cutoff, "--json"])
+    assert archived.exit_code == 0, archived.output
+    record = json.loads(archived.output)
+    assert record["archived"] >= 3 and Path(record["location"]).exists()
+    after = runner.invoke(app, ["audit", "verify", "--json"])
+    assert after.exit_code == 0, after.output
+    assert _json_lines(runner.invoke(app, ["audit", "query", "--action", "audit.archive", "--json"]).output)
+
+
+def test_public_key_is_pem(populated: Path) -> None:
+    result = runner.invoke(app, ["audit", "public-key"])
+    assert result.exit_code == 0
+    assert result.output.startswith("-----BEGIN PUBLIC KEY-----")
