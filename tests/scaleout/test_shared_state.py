@@ -132,5 +132,11 @@ def test_redis_down_then_back(tmp_path: Path, pg_database_url: str, mode: str) -
             assert wait_until(lambda: httpx.get(f"{server.base_url}/me", headers=auth, timeout=5).status_code == 200,
                               timeout=20)
             assert wait_until(lambda: httpx.get(f"{server.base_url}/ready", timeout=5).status_code == 200, timeout=20)
+            admin = {"Authorization": f"Bearer {_login(server.base_url)['access_token']}"}
+            degraded = httpx.get(f"{server.base_url}/audit/events", params={"action": "ratelimit.degraded"},
+                                 headers=admin, timeout=10).json()["events"]
+            assert degraded and degraded[0]["metadata"]["mode"] == mode
+            metrics = httpx.get(f"{server.base_url}/metrics", headers=admin, timeout=10).text
+            assert f'genesis_rate_limit_degraded_total{{mode="{mode}"}} 1.0' in metrics
     finally:
         redis_server.stop()

@@ -17,6 +17,7 @@ from genesis.api.metrics import RATE_LIMIT_DEGRADED
 from genesis.api.middleware import RequestMiddleware
 from genesis.api.problems import install_problem_handlers
 from genesis.api.request_audit import RequestAudit
+from genesis.audit import AUDIT, log_action
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
@@ -110,4 +111,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
 
 def _limiter_degraded(mode: str) -> None:
+    """Redis failed: count it and leave an audit event (without waiting for its commit)."""
     RATE_LIMIT_DEGRADED.labels(mode).inc()
+    try:
+        log_action(AUDIT, f"rate-limit store (redis) failed; {mode}", action="ratelimit.degraded",
+                   outcome="failure", metadata={"mode": mode})
+    except Exception as exc:  # the audit trail may itself be down; the metric still counts
+        log.error("could not record the rate-limit degradation: %s", type(exc).__name__)
