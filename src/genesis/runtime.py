@@ -28,11 +28,14 @@ from genesis.storage.backtests import SqlBacktestStore
 from genesis.storage.clients import SqlClientStore
 from genesis.storage.database import create_engine
 from genesis.storage.migrate import upgrade_database
+from genesis.storage.partitions import ensure_audit_partitions
 from genesis.storage.prices import SqlPriceStore
 from genesis.storage.tokens import SqlTokenStore
 from genesis.storage.users import SqlUserStore
 
 log = logging.getLogger("genesis.runtime")
+
+PARTITION_CHECK_SECONDS = 6 * 3600
 
 
 @dataclass
@@ -54,6 +57,7 @@ class Runtime:
     log_runtime: LoggingRuntime | None = None
     _audit_retry_at: float = 0.0
     _console_logging: bool | None = None
+    _partition_task: asyncio.Task[None] | None = None
     writer: AuditWriter | None = None
 
     @classmethod
@@ -121,9 +125,23 @@ class Runtime:
             log.error("audit store unavailable: %s", type(exc).__name__)
             return False
         self.audit_store = store
+        if not self.settings.is_sqlite and self._partition_task is None:
+            self._partition_task = asyncio.create_task(self._keep_partitions_ahead())
         self.log_runtime = await asyncio.to_thread(setup_logging, self._log_settings(), store=store)
         self.writer = self.log_runtime.writer
         return self.writer is not None
+
+    async def _keep_partitions_ahead(self) -> None:
+        """Create next months' audit partitions now and every few hours (PostgreSQL)."""
+        while True:
+            try:
+                async with self.engine.begin() as conn:
+                    created = await conn.run_sync(ensure_audit_partitions)
+                if created:
+                    log.info("created audit partitions %s", ", ".join(created))
+            except Exception as exc:
+                log.warning("could not create audit partitions ahead: %s", type(exc).__name__)
+            await asyncio.sleep(PARTITION_CHECK_SECONDS)
 
     async def record_request(self, fields: dict[str, Any]) -> None:
         """Durably record the audit event of one API request (returns once committed).
@@ -178,6 +196,9 @@ class Runtime:
 
     async def close(self) -> None:
         """Drain the audit writer (shutdown checkpoint), stop logging, close connections."""
+        if self._partition_task is not None:
+            self._partition_task.cancel()
+            self._partition_task = None
         if self.log_runtime is not None:
             await asyncio.to_thread(self.log_runtime.close)
             self.log_runtime = None

@@ -17,8 +17,8 @@ from genesis.api.metrics import RATE_LIMIT_DEGRADED
 from genesis.api.middleware import RequestMiddleware
 from genesis.api.problems import install_problem_handlers
 from genesis.api.request_audit import RequestAudit
-from genesis.audit import AUDIT, log_action
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
+from genesis.audit import AUDIT, log_action
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 

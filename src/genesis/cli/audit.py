@@ -223,13 +223,33 @@ def archive(
                               signer=CheckpointSigner.from_data_dir(cfg.data_dir), writer=rt.writer, actor="cli")
 
     record = run_with_runtime(action)
+    dropped = _drop_archived_partitions(cfg) if record is not None else []
     if record is None:
         typer.echo(json.dumps({"archived": 0}) if _as_json(as_json) else f"nothing before {rfc3339(before_us)}")
         return
     result = {"archived": record.last_seq - record.first_seq + 1, "first_seq": record.first_seq,
-              "last_seq": record.last_seq, "sha256": record.digest, "location": record.location}
+              "last_seq": record.last_seq, "sha256": record.digest, "location": record.location,
+              "dropped_partitions": dropped}
     typer.echo(json.dumps(result) if _as_json(as_json) else
-               f"archived seq {record.first_seq}..{record.last_seq} -> {record.location}\nsha256 {record.digest}")
+               f"archived seq {record.first_seq}..{record.last_seq} -> {record.location}\nsha256 {record.digest}"
+               + (f"\ndropped partitions: {', '.join(dropped)}" if dropped else ""))
+
+
+def _drop_archived_partitions(cfg: Settings) -> list[str]:
+    """On PostgreSQL, detach and drop the monthly partitions the archive emptied."""
+    if cfg.is_sqlite:
+        return []
+    from sqlalchemy import create_engine, pool
+
+    from genesis.storage.database import sync_url
+    from genesis.storage.partitions import drop_archived_partitions
+
+    engine = create_engine(sync_url(cfg.db_url), poolclass=pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            return drop_archived_partitions(conn)
+    finally:
+        engine.dispose()
 
 
 @app.command("public-key")

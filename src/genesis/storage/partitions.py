@@ -65,3 +65,33 @@ def ensure_audit_partitions(
         ))
         created.append(name)
     return created
+
+
+def drop_archived_partitions(connection: Any) -> list[str]:
+    """Detach and drop monthly partitions that lie wholly before the last archive and hold no rows.
+
+    ``genesis audit archive`` exports and prunes a range first (its digest is kept
+    in ``audit_archives``); the emptied months then leave the table as whole
+    partitions, which is cheaper than keeping empty tables around forever.
+    """
+    row = connection.execute(text("SELECT COALESCE(MAX(before_us), 0) FROM audit_archives")).one()
+    archived_before = int(row[0])
+    dropped = []
+    parts = connection.execute(text(
+        "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE p.relname = 'audit_events' AND pg_catalog.pg_table_is_visible(p.oid)"
+    )).all()
+    for name, bound in parts:
+        if not name.startswith("audit_events_") or "TO (" not in bound:
+            continue  # the DEFAULT partition stays
+        upper = int(bound.split("TO (")[1].split(")")[0].strip("'"))
+        if upper > archived_before:
+            continue
+        # name comes from pg_class and matches audit_events_YYYY_MM: not user input
+        if connection.execute(text(f"SELECT EXISTS (SELECT 1 FROM {name})")).scalar():  # noqa: S608
+            continue
+        connection.execute(text(f"ALTER TABLE audit_events DETACH PARTITION {name}"))
+        connection.execute(text(f"DROP TABLE {name}"))
+        dropped.append(name)
+    return dropped
