@@ -170,6 +170,7 @@ class TcpProxy:
             for sock in (src, dst):
                 with suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
 
     def cut(self) -> None:
         self._open.clear()

@@ -11,10 +11,10 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from genesis.errors import ConfigurationError
 
@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_prices_per_request: int = Field(100_000, ge=1)
-    trusted_proxies: list[str] = Field(default_factory=list, description="CIDRs whose X-Forwarded-For is believed.")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
+    )
     request_timeout_seconds: float = Field(30.0, gt=0)
 
     # --- authentication ----------------------------------------------------
@@ -82,13 +84,15 @@ class Settings(BaseSettings):
     log_file_backups: int = Field(5, ge=0)
     log_daily_backups: int = Field(30, ge=0)
     log_gzip: bool = False
-    log_redact_fields: list[str] = Field(default_factory=list, description="Extra field names to redact.")
+    log_redact_fields: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra field names to redact."
+    )
 
     # --- audit -------------------------------------------------------------
     audit_batch_max: int = Field(2000, ge=1)
     audit_checkpoint_interval_seconds: float = Field(3600.0, gt=0)
     audit_hmac_key: SecretStr | None = Field(None, description="Optional key for HMAC-SHA256 chain hashes.")
-    audit_public_keys: list[Path] = Field(
+    audit_public_keys: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="PEM public keys of other hosts' checkpoint signers (comma-separated paths)."
     )
     audit_retention_days: int = Field(365, ge=0, description="Archiving newer events than this is refused.")
@@ -179,6 +183,8 @@ def load_settings(**overrides: object) -> Settings:
     """Build settings, turning validation errors into one message naming each variable."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except SettingsError as exc:
+        raise ConfigurationError(f"invalid configuration: {exc}") from exc
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
