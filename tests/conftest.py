@@ -107,6 +107,9 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings], database_url: str) -> Settings:
+    """The embedded stack (SQLite, in-process limits), then the scaled-out one (PostgreSQL + Redis)."""
+    if database_url.startswith("postgresql") and not REDIS_SKIP:
+        return make_settings(database_url=database_url, redis_url=REDIS_URL)
     return make_settings(database_url=database_url)
 
 
