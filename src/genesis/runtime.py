@@ -217,4 +217,5 @@ class Runtime:
         if self.audit_store is not None:
             await asyncio.to_thread(self.audit_store.close)
             self.audit_store = None
+        await self.limiter.close()
         await self.engine.dispose()

@@ -129,6 +129,15 @@ class Limiter:
         except Exception:
             return False
 
+    async def close(self) -> None:
+        """Close the Redis connections (the limits library keeps a redis.asyncio client)."""
+        client = getattr(getattr(self._redis, "bridge", None), "storage", None)
+        if client is not None:
+            try:
+                await client.aclose()
+            except Exception as exc:  # already broken: nothing left to close
+                log.debug("closing redis: %s", type(exc).__name__)
+
     async def reset(self) -> None:
         """Drop every counter (tests and administrators)."""
         await self._memory.reset()
