@@ -95,10 +95,9 @@ class RequestMiddleware:
         REQUESTS.labels(scope["method"], template, str(status)).inc()
         REQUEST_LATENCY.labels(scope["method"], template).observe(elapsed)
         log.info(
-            "%s %s %s", scope["method"], template, status,
-            extra={"fields": {"method": scope["method"], "path": scope["path"], "status": status,
-                              "duration_ms": round(elapsed * 1000, 3), "client_ip": record.source_ip,
-                              "actor": record.actor}},
+            "http.request",
+            extra={"method": scope["method"], "route": template, "path": scope["path"], "status": status,
+                   "duration_ms": round(elapsed * 1000, 3), "client_ip": record.source_ip, "actor": record.actor},
         )
 
     async def _handle(

@@ -51,6 +51,6 @@ def serve(
     uvicorn.run(
         "genesis.api.asgi:create_default_app", factory=True, host=cfg.host, port=cfg.port,
         workers=cfg.workers if not reload else None, reload=reload, proxy_headers=False,
-        server_header=False, log_config=None, timeout_keep_alive=5,
+        server_header=False, log_config=None, access_log=False, timeout_keep_alive=5,
         limit_concurrency=2048, timeout_graceful_shutdown=10,
     )
