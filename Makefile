@@ -18,7 +18,7 @@ run: install ## Start the API on http://127.0.0.1:8000 (SQLite and logs under ./
 	$(BIN)/genesis serve
 
 lint: install ## ruff, mypy and the import-layer contracts
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
