@@ -36,8 +36,8 @@ def _is_real(value: object) -> bool:
     return isinstance(value, (numbers.Real, Decimal)) and not isinstance(value, (bool, np.bool_))
 
 
-def _as_float_vector(values: npt.ArrayLike, name: str) -> FloatArray:
-    """Convert ``values`` to a contiguous 1-D float64 array or raise InvalidInput."""
+def _as_float_vector(values: npt.ArrayLike, name: str, *, check_finite: bool = True) -> FloatArray:
+    """Convert ``values`` to a contiguous 1-D float64 array (the input itself when it is one) or raise InvalidInput."""
     if isinstance(values, (str, bytes)):
         raise InvalidInput(f"{name} must be a 1-D sequence of numbers, got a string")
     try:
@@ -62,11 +62,16 @@ def _as_float_vector(values: npt.ArrayLike, name: str) -> FloatArray:
         arr = np.ascontiguousarray(raw, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:
         raise InvalidInput(f"{name} must contain only numbers ({exc})") from exc
+    if check_finite:
+        _require_finite(arr, name)
+    return arr
+
+
+def _require_finite(arr: FloatArray, name: str) -> None:
     finite = np.isfinite(arr)
     if not finite.all():
         i = int(np.argmin(finite))
         raise InvalidInput(f"{name} must be finite ({name}[{i}] is {arr[i]})")
-    return arr
 
 
 def as_prices(prices: npt.ArrayLike, *, name: str = "prices") -> FloatArray:
@@ -91,9 +96,13 @@ def as_prices(prices: npt.ArrayLike, *, name: str = "prices") -> FloatArray:
         If ``prices`` is not 1-D, is empty, holds non-numbers (strings, booleans,
         None), or any value is NaN, infinite, zero or negative.
     """
-    arr = _as_float_vector(prices, name)
-    positive = arr > 0.0
-    if not positive.all():
+    arr = _as_float_vector(prices, name, check_finite=False)
+    # One guard in two reductions, without boolean temporaries: NaN propagates through
+    # min() and fails ``> 0`` like zero, negatives and -inf do; +inf fails ``max() < inf``.
+    # Only a failing series pays for the passes that name the first bad index.
+    if not (arr.min() > 0.0 and arr.max() < np.inf):
+        _require_finite(arr, name)
+        positive = arr > 0.0
         i = int(np.argmin(positive))
         raise InvalidInput(f"{name} must be > 0 ({name}[{i}] is {arr[i]})")
     return arr
