@@ -30,6 +30,7 @@ from genesis.storage.database import create_engine
 from genesis.storage.migrate import upgrade_database
 from genesis.storage.partitions import ensure_audit_partitions
 from genesis.storage.prices import SqlPriceStore
+from genesis.storage.principals import SqlPrincipalStore
 from genesis.storage.tokens import SqlTokenStore
 from genesis.storage.users import SqlUserStore
 
@@ -69,6 +70,7 @@ class Runtime:
         )
         users, clients, tokens = SqlUserStore(engine), SqlClientStore(engine), SqlTokenStore(engine)
         prices = SqlPriceStore(engine)
+        principals = SqlPrincipalStore(engine, database_url=settings.db_url)
         limiter = Limiter(
             redis_url=settings.redis_url, key_prefix=settings.key_prefix,
             failure_mode=settings.redis_failure_mode, on_degraded=on_limiter_degraded,
@@ -78,7 +80,8 @@ class Runtime:
             leeway_seconds=settings.token_leeway_seconds,
         )
         auth = AuthService(
-            users=users, clients=clients, tokens=tokens, codec=codec, limiter=limiter,
+            users=users, clients=clients, tokens=tokens, principals=principals, codec=codec,
+            limiter=limiter,
             access_ttl_seconds=settings.access_token_ttl_minutes * 60,
             refresh_ttl_seconds=settings.refresh_token_ttl_minutes * 60,
             failures_per_account_per_hour=settings.login_failures_per_account_per_hour,
@@ -218,4 +221,5 @@ class Runtime:
             await asyncio.to_thread(self.audit_store.close)
             self.audit_store = None
         await self.limiter.close()
+        self.auth.principals.close()
         await self.engine.dispose()

@@ -50,7 +50,8 @@ def serve(
     )
     uvicorn.run(
         "genesis.api.asgi:create_default_app", factory=True, host=cfg.host, port=cfg.port,
-        workers=cfg.workers if not reload else None, reload=reload, proxy_headers=False,
+        # One worker runs in this process; more run under uvicorn's supervisor, which restarts dead ones.
+        workers=cfg.workers if cfg.workers > 1 and not reload else None, reload=reload, proxy_headers=False,
         server_header=False, log_config=None, access_log=False, timeout_keep_alive=5,
         limit_concurrency=2048, timeout_graceful_shutdown=10,
     )

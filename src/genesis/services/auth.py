@@ -12,7 +12,7 @@ from genesis.security.passwords import generate_secret, hash_password, verify_pa
 from genesis.security.scopes import grant, scopes_for
 from genesis.security.tokens import ACCESS_TYPE, REFRESH_TYPE, TokenClaims, TokenCodec
 from genesis.services.limiter import Limiter
-from genesis.storage.protocols import ClientStore, TokenStore, UserStore
+from genesis.storage.protocols import ClientStore, PrincipalStore, TokenStore, UserStore
 
 PrincipalKind = Literal["user", "client"]
 
@@ -66,11 +66,13 @@ class AuthService:
     """Grants, verifies and revokes tokens for users and machine clients."""
 
     def __init__(
-        self, *, users: UserStore, clients: ClientStore, tokens: TokenStore, codec: TokenCodec,
+        self, *, users: UserStore, clients: ClientStore, tokens: TokenStore, principals: PrincipalStore,
+        codec: TokenCodec,
         limiter: Limiter, access_ttl_seconds: int, refresh_ttl_seconds: int,
         failures_per_account_per_hour: int, attempts_per_ip_per_minute: int,
     ) -> None:
         self.users, self.clients, self.tokens, self.codec = users, clients, tokens, codec
+        self.principals = principals
         self._limiter = limiter
         self._access_ttl = access_ttl_seconds
         self._refresh_ttl = refresh_ttl_seconds
@@ -150,12 +152,12 @@ class AuthService:
     async def authenticate(self, token: str) -> Principal:
         """The principal behind an access token; Unauthenticated if it is not usable."""
         claims: TokenClaims = self.codec.verify(token, token_type=ACCESS_TYPE)
-        if await self.tokens.is_access_revoked(claims.jti):
+        kind, _, name = claims.subject.partition(":")
+        role, revoked = await self.principals.token_status(kind=kind, name=name, jti=claims.jti)
+        if revoked:
             raise Unauthenticated("token has been revoked")
-        role = await self._active_role(claims.subject)
         if role is None:
             raise Unauthenticated("the account is disabled or no longer exists")
-        kind, _, name = claims.subject.partition(":")
         return Principal(
             subject=claims.subject, kind="client" if kind == "client" else "user", name=name, role=role,
             scopes=claims.scopes & scopes_for(role), token_jti=claims.jti, token_expires_at=claims.expires_at,

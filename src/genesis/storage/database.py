@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -68,7 +69,12 @@ def create_engine(
             from pathlib import Path
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(async_url(url), connect_args={"timeout": timeout})
+        # Keep connections (and their aiosqlite threads) open: a new one per checkout costs a thread
+        # start plus the pragmas, which dominated request time.
+        engine = create_async_engine(
+            async_url(url), connect_args={"timeout": timeout}, poolclass=AsyncAdaptedQueuePool,
+            pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout,
+        )
         event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
         return engine
     return create_async_engine(
