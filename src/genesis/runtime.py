@@ -69,7 +69,7 @@ class Runtime:
             max_overflow=settings.database_max_overflow, timeout=settings.database_timeout_seconds,
         )
         users, clients, tokens = SqlUserStore(engine), SqlClientStore(engine), SqlTokenStore(engine)
-        prices = SqlPriceStore(engine)
+        prices = SqlPriceStore(engine, database_url=settings.db_url)
         principals = SqlPrincipalStore(engine, database_url=settings.db_url)
         limiter = Limiter(
             redis_url=settings.redis_url, key_prefix=settings.key_prefix,
