@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.max_body_bytes,
         resolver=ClientAddressResolver(settings.trusted_proxies), audit=record_audit,
+        body_timeout=settings.request_timeout_seconds,
     )
     return app
 

@@ -9,9 +9,9 @@ from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword
 from fastapi.security import OAuth2
 
 from genesis.api.metrics import RATE_LIMITED
-from genesis.api.request_audit import request_audit
+from genesis.api.request_audit import RequestAudit, request_audit
 from genesis.audit.context import set_user
-from genesis.errors import Forbidden, RateLimited, Unauthenticated
+from genesis.errors import Forbidden, RateLimited, Unauthenticated, Unavailable
 from genesis.runtime import Runtime
 from genesis.security.scopes import SCOPES
 from genesis.services.auth import Principal
@@ -100,9 +100,38 @@ def access(*scopes: str, limit: str) -> Any:
             raise Forbidden(
                 f"this operation needs the scope {' '.join(missing)}", details={"scope_hint": " ".join(scopes)}
             )
+        if request.method not in SAFE_METHODS:
+            await record_intent(runtime, request, record)
         return principal
 
     return Security(dependency, scopes=list(scopes))
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def record_intent(runtime: Runtime, request: Request, record: RequestAudit) -> None:
+    """Commit a ``started`` audit event before a state-changing route does anything.
+
+    The outcome event is written when the response starts, after the route's own writes have committed: were the
+    audit store to fail only then, the change would stand unrecorded behind a 503. Committing the intent first
+    means a failing store refuses the change up front (503, nothing done), and a crash in between leaves a
+    ``started`` event without an outcome - visibly undecided, never silently missing.
+    """
+    route = request.scope.get("route")
+    action = getattr(route, "name", None) or f"http.{request.method.lower()}"
+    try:
+        await runtime.record_request({
+            "action": action, "outcome": "started", "actor": record.actor or "anonymous",
+            "source_ip": record.source_ip, "user_agent": (request.headers.get("user-agent") or "")[:512] or None,
+            "method": request.method, "path": request.url.path[:2048], "status": None,
+            "correlation_id": record.correlation_id, "request_id": record.request_id,
+            "message": f"{request.method} {request.url.path[:200]} started", "metadata": {},
+        })
+    except Unavailable:
+        raise
+    except Exception as exc:  # the writer refused the batch (disk full, locked, I/O error)
+        raise Unavailable("the audit store is unavailable; nothing was changed", component="audit") from exc
 
 
 def public(limit: str) -> Any:

@@ -8,11 +8,13 @@ acknowledgement that was never recorded.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -29,6 +31,8 @@ log = logging.getLogger("genesis.api.access")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
 REFUSALS = frozenset({401, 403, 429})
+MAX_HEADER_COUNT = 100
+MAX_HEADER_BYTES = 16 * 1024  # h11's default limit for the whole header block
 
 AuditCallback = Callable[[RequestAudit, dict[str, Any]], Awaitable[None]]
 
@@ -59,9 +63,11 @@ class RequestMiddleware:
 
     def __init__(
         self, app: ASGIApp, *, max_body_bytes: int, resolver: ClientAddressResolver, audit: AuditCallback,
+        body_timeout: float = 30.0,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.resolver = resolver
         self.audit = audit
 
@@ -105,6 +111,12 @@ class RequestMiddleware:
         status_holder: list[int],
     ) -> None:
         correlation_header = (b"x-request-id", record.correlation_id.encode("latin-1"))
+        raw_headers = scope["headers"]
+        if len(raw_headers) > MAX_HEADER_COUNT or sum(len(k) + len(v) for k, v in raw_headers) > MAX_HEADER_BYTES:
+            # uvicorn's httptools parser sets no limit of its own: refuse before any work is done.
+            await self._reject(send, 431, f"request headers exceed {MAX_HEADER_COUNT} fields or "
+                               f"{MAX_HEADER_BYTES} bytes", correlation_header, status_holder)
+            return
         declared = headers.get(b"content-length")
         if declared is not None:
             try:
@@ -117,15 +129,29 @@ class RequestMiddleware:
                 return
 
         received = 0
+        body_done = False
+        body_deadline: float | None = None
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done, body_deadline
+            if body_done:  # after the body, receive() only waits for a disconnect: no deadline then
+                return await receive()
+            loop = asyncio.get_running_loop()
+            if body_deadline is None:
+                body_deadline = loop.time() + self.body_timeout
+            try:
+                # A client that trickles its body (slowloris on the body) would hold the request forever.
+                message = await asyncio.wait_for(receive(), timeout=max(body_deadline - loop.time(), 0.0))
+            except TimeoutError:
+                raise HTTPException(408, "the request body did not arrive in time", {"Connection": "close"}) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
                     # An HTTPException passes FastAPI's body parsing untouched and becomes a 413 problem.
                     raise HTTPException(413, "request body is larger than the configured limit")
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         suppressed = False
@@ -178,14 +204,13 @@ class RequestMiddleware:
         *, retry_after: bool = False,
     ) -> None:
         status_holder[0] = status
-        body = orjson.dumps({"type": "about:blank", "title": "Request Entity Too Large" if status == 413
-                             else "Service Unavailable", "status": status, "detail": detail,
-                             "correlation_id": correlation_header[1].decode("latin-1")})
+        body = orjson.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
+                             "detail": detail, "correlation_id": correlation_header[1].decode("latin-1")})
         response_headers = [(b"content-type", b"application/problem+json"),
                             (b"content-length", str(len(body)).encode()), correlation_header]
         if retry_after:
             response_headers.append((b"retry-after", b"1"))
-        if status == 413:
+        if status in (413, 431):
             response_headers.append((b"connection", b"close"))
         await send({"type": "http.response.start", "status": status, "headers": response_headers})
         await send({"type": "http.response.body", "body": body})

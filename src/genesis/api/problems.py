@@ -7,6 +7,7 @@ Each body keeps a ``detail`` member so clients written for FastAPI's
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SATimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from genesis.audit.context import get_correlation_id
 from genesis.errors import (
@@ -35,6 +37,7 @@ from genesis.services.auth import OAuthError
 log = logging.getLogger("genesis.api")
 
 PROBLEM_TYPE_BASE = "https://genesis.dev/problems/"
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's detail when a body cannot be decoded
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -118,6 +121,32 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path (for the ``Allow`` header of a 405)."""
+    routes = request.app.router.routes
+    return [method for method in HTTP_METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+TOKEN_ROUTES = frozenset({"auth.token.issue", "auth.token.revoke"})
+
+
+def _no_store_on_token_routes(handler: Handler) -> Handler:
+    """Every answer of the token endpoints is ``no-store`` (RFC 6749 5.1), errors (422, 429, ...) included."""
+
+    async def wrapped(request: Request, exc: Exception) -> Response:
+        response = await handler(request, exc)
+        if getattr(request.scope.get("route"), "name", None) in TOKEN_ROUTES:
+            response.headers.update(NO_STORE)
+        return response
+
+    return wrapped
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Register handlers so that every error leaves as a problem document."""
 
@@ -134,10 +163,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             code="validation-error", extra={"errors": errors},
         )
 
-    async def on_http(_: Request, exc: Exception) -> Response:
+    async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers or {})
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        if exc.status_code == 400 and detail == BODY_PARSE_ERROR:
+            # A body that is not UTF-8 (or a broken form) is as malformed as broken JSON, which FastAPI answers
+            # with 422: answer alike, so every operation documents one status for "unreadable body".
+            return problem_response(422, "request body could not be parsed", code="validation-error",
+                                    extra={"errors": [{"loc": ["body"], "msg": "unreadable body", "type": "body"}]})
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route on the path; RFC 9110 wants all of them.
+            headers["Allow"] = ", ".join(allowed_methods(request))
         return problem_response(exc.status_code, detail, headers=headers)
 
     async def on_database(_: Request, exc: Exception) -> Response:
@@ -150,10 +187,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.error("unhandled error", exc_info=exc)
         return problem_response(500, "internal error; quote the correlation id when reporting it")
 
-    app.add_exception_handler(GenesisError, on_domain)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(OperationalError, on_database)
-    app.add_exception_handler(InterfaceError, on_database)
-    app.add_exception_handler(SATimeoutError, on_database)
-    app.add_exception_handler(Exception, on_unexpected)
+    handlers: list[tuple[type[Exception], Handler]] = [
+        (GenesisError, on_domain), (RequestValidationError, on_validation), (StarletteHTTPException, on_http),
+        (OperationalError, on_database), (InterfaceError, on_database), (SATimeoutError, on_database),
+        (Exception, on_unexpected),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, _no_store_on_token_routes(handler))

@@ -2,17 +2,78 @@
 
 from __future__ import annotations
 
+import math
+import re
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from genesis.errors import TooLarge
 
 if TYPE_CHECKING:
     from genesis.runtime import Runtime
 
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+# Request numbers are strict: JSON true/false or "1.5" are not numbers (pydantic would coerce them).
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 PriceList = Annotated[list[Price], Field(min_length=1, description="Prices, oldest first; finite and > 0.")]
+
+# RFC 3339 date-time text (a missing offset means UTC). Pydantic alone would also take "0.5" or 1700000000 as
+# seconds since the epoch and "2026-01-02" as midnight, which the documented `format: date-time` does not allow.
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})?$")
+
+
+def _rfc3339_text(value: object) -> object:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time such as 2026-01-02T03:04:05Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_text)]
+
+
+def representable_in_utc(value: datetime) -> bool:
+    """Whether ``value`` is an instant Python can show in UTC (0001-01-01 to 9999-12-31).
+
+    ``0001-01-01T00:00:00+01:00`` is valid RFC 3339 but falls before year 1 in UTC: fine as a query bound, but a
+    stored price at that instant could never be read back. A domain limit no JSON Schema format states.
+    """
+    try:
+        value.astimezone(UTC) if value.tzinfo is not None else value
+    except OverflowError:
+        return False
+    return True
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema counts 10.0 as an integer, but neither true nor "10" (which pydantic's lax mode would take).
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be an integer")
+    return value
+
+
+BodyInt = Annotated[int, BeforeValidator(_json_integer)]
+
+# Indicator and strategy parameters are periods, thresholds and band widths: numbers of a sane magnitude.
+# Bounding them here keeps absurd values (num_std=1e308) from reaching TA-Lib, which fails on them.
+MAX_PARAM_MAGNITUDE = 1e9
+
+
+def _param_value(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("must be a number")
+    if not math.isfinite(value) or abs(value) > MAX_PARAM_MAGNITUDE:
+        raise ValueError(f"must be finite and at most {MAX_PARAM_MAGNITUDE:g} in magnitude")
+    return value
+
+
+ParamValue = Annotated[
+    int | float, BeforeValidator(_param_value),
+    WithJsonSchema({"type": "number", "minimum": -MAX_PARAM_MAGNITUDE, "maximum": MAX_PARAM_MAGNITUDE}),
+]
+Params = Annotated[dict[Annotated[str, Field(max_length=32)], ParamValue], Field(max_length=16)]
 
 
 def check_price_count(runtime: Runtime, count: int) -> None:

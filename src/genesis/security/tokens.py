@@ -14,13 +14,14 @@ from typing import Any
 
 import jwt
 
-from genesis.errors import Unauthenticated
+from genesis.errors import ConfigurationError, Unauthenticated
 from genesis.timeutil import now_us
 
 ALGORITHM = "HS256"
 ACCESS_TYPE = "at+jwt"
 REFRESH_TYPE = "rt+jwt"
 REQUIRED_CLAIMS = ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]
+MIN_KEY_BYTES = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,13 @@ class TokenCodec:
     def __init__(
         self, *, key: str, issuer: str, audience: str, leeway_seconds: int = 10, cache_size: int = 4096
     ) -> None:
+        if len(key.encode()) < MIN_KEY_BYTES:
+            # Refuse at start: a short key (an empty or truncated secret file, a weak GENESIS_SECRET_KEY) would let
+            # anyone who guesses it mint tokens (RFC 8725 3.5: at least 256 bits for HS256).
+            raise ConfigurationError(
+                f"the JWT signing key is shorter than {MIN_KEY_BYTES} bytes (256 bits): set GENESIS_SECRET_KEY to a "
+                "longer secret, or remove the short secret.key from the data directory to have one generated"
+            )
         self._key = key
         self._issuer = issuer
         self._audience = audience

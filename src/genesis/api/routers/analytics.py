@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -10,11 +11,22 @@ from pydantic import BaseModel, Field
 from genesis.analytics import INDICATORS, SIGNAL_STRATEGIES, STRATEGY_CALCULATORS
 from genesis.api.deps import RuntimeDep, access
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import AUTHED_ERRORS, PriceList, Strict, check_price_count, problem_responses
+from genesis.api.schemas import (
+    AUTHED_ERRORS,
+    BodyInt,
+    Params,
+    PriceList,
+    Strict,
+    check_price_count,
+    problem_responses,
+)
+from genesis.errors import InvalidInput
 from genesis.services import strategies
 from genesis.services.auth import Principal
 
 router = APIRouter(tags=["analytics"])
+NOT_FINITE = ("{what} is not a finite number for these prices (they overflow double precision, or the value is "
+              "undefined for them)")
 Runner = Annotated[Principal, access("analytics:run", limit="strategy")]
 
 
@@ -22,7 +34,7 @@ class StrategyCalculate(Strict):
     strategy_name: str = Field(min_length=1, max_length=32, examples=["sma"],
                                description=f"One of {', '.join(sorted(STRATEGY_CALCULATORS))} (any case).")
     prices: PriceList
-    period: int = Field(10, ge=1, le=100_000)
+    period: BodyInt = Field(10, ge=1, le=100_000)
 
 
 class StrategyResult(BaseModel):
@@ -31,7 +43,7 @@ class StrategyResult(BaseModel):
 
 class IndicatorRequest(Strict):
     prices: PriceList
-    params: dict[str, Any] = Field(default_factory=dict, description="The indicator's own parameters.")
+    params: Params = Field(default_factory=dict, description="The indicator's own parameters (see GET /indicators).")
 
 
 class IndicatorSeriesOut(BaseModel):
@@ -50,6 +62,8 @@ async def calculate(body: StrategyCalculate, request: Request, runtime: RuntimeD
                                             "n_prices": len(body.prices)})
     value = await strategies.calculate_strategy(strategy_name=body.strategy_name, prices=body.prices,
                                                 period=body.period)
+    if not math.isfinite(value):  # JSON has no NaN: serialised, it would become a null the schema does not allow
+        raise InvalidInput(NOT_FINITE.format(what=f"the {body.strategy_name.strip().lower()} value"))
     return StrategyResult(result=value)
 
 
@@ -76,4 +90,7 @@ async def compute(
     check_price_count(runtime, len(body.prices))
     request_audit(request).metadata.update({"indicator": name, "n_prices": len(body.prices)})
     series = await strategies.compute_indicator(name=name, prices=body.prices, params=body.params)
+    for output, values in series.values.items():
+        if not all(v is not None and math.isfinite(v) for v in values[series.warmup:]):
+            raise InvalidInput(NOT_FINITE.format(what=f"{series.name} {output} after the warm-up"))
     return IndicatorSeriesOut(name=series.name, params=series.params, warmup=series.warmup, values=series.values)

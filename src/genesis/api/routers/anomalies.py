@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from genesis.api.deps import RuntimeDep, access
-from genesis.api.schemas import AUTHED_ERRORS, problem_responses
+from genesis.api.schemas import AUTHED_ERRORS, Timestamp, problem_responses
 from genesis.errors import InvalidInput
 from genesis.services.auth import Principal
-from genesis.services.market import SYMBOL_RULE
+from genesis.services.market import SYMBOL_PATTERN, SYMBOL_RULE
 from genesis.timeutil import rfc3339, to_us
 
 router = APIRouter(tags=["anomalies"])
@@ -46,13 +45,14 @@ class AnomalyOut(BaseModel):
 @router.get("/anomalies/{symbol:path}", name="anomalies.read", response_model=AnomalyOut,
             responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def anomalies(
-    symbol: Annotated[str, Path(description=SYMBOL_RULE, max_length=32)], runtime: RuntimeDep,
+    symbol: Annotated[str, Path(description=SYMBOL_RULE, max_length=32, pattern=SYMBOL_PATTERN.pattern)],
+    runtime: RuntimeDep,
     _: Annotated[Principal, access("anomalies:read", limit="anomalies")],
     threshold: Annotated[float, Query(gt=0, le=1000, allow_inf_nan=False)] = 3.0,
     window: Annotated[int, Query(ge=2, le=100_000)] = 100,
     method: Annotated[Literal["log_return_zscore", "price_zscore", "mad"], Query()] = "log_return_zscore",
-    start: Annotated[datetime | None, Query(description="List anomalous points from here (inclusive).")] = None,
-    end: Annotated[datetime | None, Query(description="... up to here (exclusive).")] = None,
+    start: Annotated[Timestamp | None, Query(description="List anomalous points from here (inclusive).")] = None,
+    end: Annotated[Timestamp | None, Query(description="... up to here (exclusive).")] = None,
 ) -> AnomalyOut:
     """Whether the latest stored price is anomalous, and the anomalous points in [start, end)."""
     if start and end and end <= start:

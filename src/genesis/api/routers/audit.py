@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -12,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from genesis.api.deps import RuntimeDep, access
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import AUTHED_ERRORS, problem_responses
+from genesis.api.schemas import AUTHED_ERRORS, Timestamp, problem_responses
 from genesis.audit import AuditStore
 from genesis.errors import Unavailable
 from genesis.runtime import Runtime
@@ -73,11 +72,11 @@ def _store(runtime: Runtime) -> AuditStore:
 @router.get("/events", name="audit.query", response_model=AuditEventPage, responses=AUTHED_ERRORS)
 async def query(
     runtime: RuntimeDep, _: Auditor,
-    start: Annotated[datetime | None, Query(description="Inclusive (RFC 3339).")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive (RFC 3339).")] = None,
+    start: Annotated[Timestamp | None, Query(description="Inclusive (RFC 3339).")] = None,
+    end: Annotated[Timestamp | None, Query(description="Exclusive (RFC 3339).")] = None,
     actor: Annotated[str | None, Query(max_length=128)] = None,
     action: Annotated[str | None, Query(max_length=128)] = None,
-    outcome: Annotated[Literal["success", "failure", "denied"] | None, Query()] = None,
+    outcome: Annotated[Literal["success", "failure", "denied", "started"] | None, Query()] = None,
     level: Annotated[Literal["DEBUG", "INFO", "AUDIT", "WARNING", "ERROR"] | None, Query()] = None,
     correlation_id: Annotated[str | None, Query(max_length=128)] = None,
     cursor: Annotated[str | None, Query(max_length=32)] = None,
@@ -119,8 +118,8 @@ async def verify(request: Request, runtime: RuntimeDep, _: Auditor) -> VerifyRea
 async def export(
     request: Request, runtime: RuntimeDep, _: Auditor,
     format: Annotated[Literal["ndjson", "csv"], Query()] = "ndjson",
-    start: Annotated[datetime | None, Query(description="CSV only: inclusive start.")] = None,
-    end: Annotated[datetime | None, Query(description="CSV only: exclusive end.")] = None,
+    start: Annotated[Timestamp | None, Query(description="CSV only: inclusive start.")] = None,
+    end: Annotated[Timestamp | None, Query(description="CSV only: exclusive end.")] = None,
 ) -> StreamingResponse:
     """Stream the audit trail without loading it into memory."""
     store = _store(runtime)

@@ -47,7 +47,8 @@ def _token_response(grant: TokenGrant) -> Response:
 @router.post(
     "/token", name="auth.token.issue", response_model=TokenResponse,
     responses={400: {"model": OAuthErrorBody, "description": "OAuth2 error (invalid_grant, invalid_scope, ...)"},
-               401: {"model": OAuthErrorBody, "description": "invalid_client"}, **problem_responses(413, 422, 429)},
+               401: {"model": OAuthErrorBody, "description": "invalid_client"},
+               **problem_responses(413, 422, 429, 503)},
 )
 async def issue_token(
     request: Request, runtime: RuntimeDep,
@@ -95,10 +96,12 @@ async def issue_token(
     return _token_response(grant)
 
 
-@router.post("/token/revoke", name="auth.token.revoke", responses=problem_responses(413, 422, 429))
+@router.post("/token/revoke", name="auth.token.revoke", response_class=Response, responses={
+    200: {"description": "Revoked, or not a token this server knows (RFC 7009 2.2): an empty body"},
+    **problem_responses(413, 422, 429, 503)})
 async def revoke_token(
     request: Request, runtime: RuntimeDep,
-    token: Annotated[str, Form(max_length=4096)], token_type_hint: FormStr = None,
+    token: Annotated[str, Form(min_length=1, max_length=4096)], token_type_hint: FormStr = None,
 ) -> Response:
     """Revoke an access or refresh token (RFC 7009); unknown tokens also answer 200."""
     record = request_audit(request)

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genesis.api.deps import RuntimeDep, access
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import AUTHED_ERRORS, PriceList, Strict, check_price_count, problem_responses
+from genesis.api.schemas import (
+    AUTHED_ERRORS,
+    Params,
+    PriceList,
+    Strict,
+    Timestamp,
+    check_price_count,
+    problem_responses,
+)
 from genesis.services import backtests
 from genesis.services.auth import Principal
 from genesis.storage.protocols import BacktestRecord
@@ -20,15 +27,23 @@ router = APIRouter(tags=["backtests"])
 
 
 class BacktestCreate(Strict):
+    # "Either prices or symbol; start/end with a symbol only", stated in the schema as well.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["prices"], "properties": {"prices": {"type": "array"}, "symbol": {"type": "null"},
+                                                "start": {"type": "null"}, "end": {"type": "null"}}},
+        {"required": ["symbol"], "properties": {"symbol": {"type": "string"}, "prices": {"type": "null"}}},
+    ]})
+
     strategy: str = Field(min_length=1, max_length=32, examples=["sma_crossover"])
-    params: dict[str, Any] = Field(default_factory=dict, examples=[{"fast": 10, "slow": 30}])
+    params: Params = Field(default_factory=dict, examples=[{"fast": 10, "slow": 30}],
+                          description="The strategy's own parameters (see GET /strategies).")
     prices: PriceList | None = Field(None, description="Closes to test on (or give symbol).")
     symbol: str | None = Field(None, max_length=32, description="A stored symbol to test on (or give prices).")
-    start: datetime | None = None
-    end: datetime | None = None
-    commission: float = Field(0.0, ge=0, le=0.1, allow_inf_nan=False,
+    start: Timestamp | None = None
+    end: Timestamp | None = None
+    commission: float = Field(0.0, ge=0, le=0.1, allow_inf_nan=False, strict=True,
                               description="Fraction of traded notional charged per trade.")
-    include_equity: bool = False
+    include_equity: bool = Field(False, strict=True)
 
     @model_validator(mode="after")
     def _source(self) -> BacktestCreate:

@@ -25,7 +25,7 @@ class Readiness(BaseModel):
 
 
 @router.get("/health", name="health", response_model=Health, dependencies=[public("health")],
-            responses=problem_responses(429))
+            responses=problem_responses(429, 503))
 async def health() -> Health:
     """Liveness: the process answers."""
     return Health(status="healthy", timestamp=datetime.now(UTC))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genesis.api.deps import RuntimeDep, access
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import AUTHED_ERRORS, Strict, problem_responses
-from genesis.errors import TooLarge
+from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, problem_responses, representable_in_utc
+from genesis.errors import InvalidInput, TooLarge
 from genesis.services import market
 from genesis.services.auth import Principal
 from genesis.storage.protocols import PricePoint
@@ -19,20 +18,27 @@ from genesis.timeutil import rfc3339, to_us
 
 router = APIRouter(tags=["prices"])
 
-PositivePrice = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=32, examples=["BTC/USD"])]
+PositivePrice = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
+SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=32, examples=["BTC/USD"],
+                                 pattern=market.SYMBOL_PATTERN.pattern)]
 
 
 class PointIn(Strict):
     """A tick (timestamp + price) or a bar (timestamp + OHLCV; ``close`` is the price)."""
 
-    timestamp: datetime = Field(description="RFC 3339; naive times are UTC.")
+    # The schema states "exactly one of price and close" too, so clients and fuzzers see the same rule.
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["price"], "properties": {"price": {"type": "number"}}},
+        {"required": ["close"], "properties": {"close": {"type": "number"}}},
+    ]})
+
+    timestamp: Timestamp = Field(description="RFC 3339; naive times are UTC.")
     price: PositivePrice | None = None
     open: PositivePrice | None = None
     high: PositivePrice | None = None
     low: PositivePrice | None = None
     close: PositivePrice | None = None
-    volume: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
+    volume: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None = None
 
     @model_validator(mode="after")
     def _one_price(self) -> PointIn:
@@ -68,7 +74,7 @@ class PricesOut(BaseModel):
 
 
 @router.post("/prices/{symbol:path}", name="prices.ingest", response_model=IngestOut,
-             responses={**AUTHED_ERRORS, **problem_responses(413)})
+             responses={**AUTHED_ERRORS, **problem_responses(404, 413)})
 async def ingest(
     symbol: SymbolPath, body: PricesIn, request: Request, runtime: RuntimeDep,
     _: Annotated[Principal, access("prices:write", limit="prices")],
@@ -76,6 +82,9 @@ async def ingest(
     """Ingest ticks or bars; points already stored for a timestamp are skipped (idempotent)."""
     if len(body.points) > runtime.settings.max_prices_per_request:
         raise TooLarge(f"at most {runtime.settings.max_prices_per_request} points per request")
+    for i, point in enumerate(body.points):
+        if not representable_in_utc(point.timestamp):
+            raise InvalidInput(f"points[{i}].timestamp falls outside 0001-01-01..9999-12-31 UTC")
     points = [PricePoint(ts_us=to_us(p.timestamp), close=p.close if p.close is not None else p.price,  # type: ignore[arg-type]
                          open=p.open, high=p.high, low=p.low, volume=p.volume) for p in body.points]
     result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points)
@@ -85,11 +94,12 @@ async def ingest(
                      duplicates=result.duplicates)
 
 
-@router.get("/prices/{symbol:path}", name="prices.read", response_model=PricesOut, responses=AUTHED_ERRORS)
+@router.get("/prices/{symbol:path}", name="prices.read", response_model=PricesOut,
+            responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def read(
     symbol: SymbolPath, runtime: RuntimeDep, _: Annotated[Principal, access("prices:read", limit="prices")],
-    start: Annotated[datetime | None, Query(description="Inclusive start (RFC 3339).")] = None,
-    end: Annotated[datetime | None, Query(description="Exclusive end (RFC 3339).")] = None,
+    start: Annotated[Timestamp | None, Query(description="Inclusive start (RFC 3339).")] = None,
+    end: Annotated[Timestamp | None, Query(description="Exclusive end (RFC 3339).")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
 ) -> PricesOut:
     """Stored prices of a symbol in time order."""

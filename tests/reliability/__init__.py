@@ -1,0 +1,1 @@
+"""Reliability and security suite: fuzzing, attacks, fault injection, soak (see docs/RELIABILITY.md)."""

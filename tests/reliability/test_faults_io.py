@@ -1,0 +1,335 @@
+"""I/O faults: the audit store failing (an injected insert error, a held SQLite write lock, PostgreSQL cut off, a
+full disk) refuses state changes with 503 before anything changes; failing log sinks (a full disk, a directory
+replaced by a file) never stop the API, are reported once and counted; everything recovers without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from genesis.api.app import create_app
+from genesis.config import Settings
+from tests.conftest import bearer, token_for
+from tests.live import TcpProxy, wait_until
+from tests.reliability.conftest import settings_for, strict_json
+
+pytestmark = pytest.mark.timeout(180)
+FAULT_TRIGGER = ("CREATE TRIGGER reliability_fault BEFORE INSERT ON audit_events "
+                 "BEGIN SELECT RAISE(ABORT, 'injected I/O error'); END")
+
+
+def _state_changes(tag: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """One request of each state-changing kind (method, url, json body), unique per ``tag``."""
+    return [
+        ("POST", f"/prices/F{tag}", {"points": [{"timestamp": "2025-01-01T00:00:00Z", "price": 1.0}]}),
+        ("POST", "/users", {"username": f"u{tag}", "role": "viewer", "password": "viewer-password"}),
+        ("POST", "/clients", {"client_id": f"c{tag}", "role": "viewer"}),
+        ("POST", "/backtests", {"strategy": "sma_crossover", "params": {"fast": 1, "slow": 2},
+                                "prices": [1.0, 2.0, 3.0], "symbol": None}),
+    ]
+
+
+def _send_all(client: TestClient, headers: dict[str, str], requests: list[tuple[str, str, dict[str, Any]]],
+              tag: str) -> list[Any]:
+    """Send ``requests`` concurrently (a held lock makes each wait for its timeout)."""
+    results: list[Any] = [None] * len(requests)
+
+    def send(i: int) -> None:
+        method, url, body = requests[i]
+        results[i] = client.request(method, url, json=body, headers={**headers, "X-Request-ID": f"{tag}-{i}"})
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def _no_effect(client: TestClient, admin: dict[str, str], tag: str) -> None:
+    assert client.get(f"/prices/F{tag}", headers=admin).status_code == 404
+    assert f"u{tag}" not in {u["username"] for u in client.get("/users", headers=admin).json()}
+    assert f"c{tag}" not in {c["client_id"] for c in client.get("/clients", headers=admin).json()}
+
+
+def _events_of(client: TestClient, admin: dict[str, str], prefix: str, count: int) -> list[dict[str, Any]]:
+    found = []
+    for i in range(count):
+        page = client.get("/audit/events", params={"correlation_id": f"{prefix}-{i}"}, headers=admin).json()
+        found += page["events"]
+    return found
+
+
+def _assert_refused(responses: list[Any], *, within: float | None = None) -> None:
+    for response in responses:
+        assert response is not None, "a request hung"
+        assert response.status_code == 503, response.text
+        assert int(response.headers["retry-after"]) >= 1
+        body = strict_json(response.content)
+        assert body["status"] == 503 and "audit" in body["detail"]
+
+
+def _integrity(path: Path) -> str:
+    with sqlite3.connect(path) as conn:
+        return str(conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def test_an_audit_store_that_cannot_insert_refuses_changes_before_they_happen(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    settings = fresh_settings(rate_limits_enabled=False, database_timeout_seconds=1)
+    db = settings.data_dir / "genesis.db"
+    with TestClient(create_app(settings)) as client:
+        admin = bearer(token_for(client)["access_token"])
+        before = client.get("/audit/verify", headers=admin).json()["events_checked"]
+        with sqlite3.connect(db, isolation_level=None) as dba:  # another process breaks audit inserts only
+            dba.execute(FAULT_TRIGGER)
+            started = time.monotonic()
+            refused = _send_all(client, admin, [*_state_changes("io1"), ("GET", "/me", {})], "inject")
+            login = client.post("/token", data={"grant_type": "password", "username": "admin",
+                                                "password": settings.admin_password.get_secret_value()})  # type: ignore[union-attr]
+            assert time.monotonic() - started < 10
+            _assert_refused(refused)
+            assert login.status_code == 503 and "access_token" not in login.text
+            assert client.get("/health").status_code == 200  # not audited: still served
+            dba.execute("DROP TRIGGER reliability_fault")
+        _no_effect(client, admin, "io1")
+        assert _events_of(client, admin, "inject", 5) == []  # no event, not even a partial one
+        recovered = _send_all(client, admin, _state_changes("io2"), "after")
+        assert [r.status_code for r in recovered] == [200, 201, 201, 201]
+        assert {e["outcome"] for e in _events_of(client, admin, "after", 4)} == {"started", "success"}
+        report = client.get("/audit/verify", headers=admin).json()
+        assert report["ok"] is True and report["events_checked"] > before
+    assert _integrity(db) == "ok"
+
+
+def test_a_held_sqlite_write_lock_fails_closed_within_the_timeout_then_recovers(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    settings = fresh_settings(rate_limits_enabled=False, database_timeout_seconds=1)
+    db = settings.data_dir / "genesis.db"
+    with TestClient(create_app(settings)) as client:
+        admin = bearer(token_for(client)["access_token"])
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
+        try:
+            started = time.monotonic()
+            refused = _send_all(client, admin, [*_state_changes("lk1"), ("GET", "/me", {})], "locked")
+            elapsed = time.monotonic() - started
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        _assert_refused(refused)
+        assert elapsed < 15, f"requests waited {elapsed:.1f} s for the lock"
+        _no_effect(client, admin, "lk1")
+        assert _events_of(client, admin, "locked", 5) == []
+        assert [r.status_code for r in _send_all(client, admin, _state_changes("lk2"), "unlocked")] == [200, 201,
+                                                                                                        201, 201]
+        assert client.get("/audit/verify", headers=admin).json()["ok"] is True
+    assert _integrity(db) == "ok"
+
+
+@pytest.mark.postgres
+def test_postgresql_cut_off_fails_closed_without_hanging_then_recovers(
+    fresh_settings: Callable[..., Settings], pg_database_url: str,
+) -> None:
+    from genesis.storage.migrate import upgrade_database
+
+    upgrade_database(pg_database_url)
+    url = make_url(pg_database_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+    proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    settings = fresh_settings(database_url=proxied, rate_limits_enabled=False, database_timeout_seconds=2)
+    try:
+        with TestClient(create_app(settings)) as client:
+            admin = bearer(token_for(client)["access_token"])
+            assert client.get("/me", headers=admin).status_code == 200
+            proxy.cut()
+            started = time.monotonic()
+            refused = _send_all(client, admin, [*_state_changes("pg1"), ("GET", "/me", {})], "cut")
+            elapsed = time.monotonic() - started
+            ready = client.get("/ready")
+            for response in refused:
+                assert response is not None and response.status_code == 503, response and response.text
+                assert int(response.headers["retry-after"]) >= 1
+            assert elapsed < 20, f"requests took {elapsed:.1f} s with the database gone"
+            assert ready.status_code == 503
+            proxy.restore()
+            assert wait_until(lambda: client.get("/me", headers=admin).status_code == 200, timeout=30)
+            _no_effect(client, admin, "pg1")
+            assert _events_of(client, admin, "cut", 5) == []
+            assert [r.status_code for r in _send_all(client, admin, _state_changes("pg2"), "back")] == [200, 201,
+                                                                                                         201, 201]
+            assert client.get("/audit/verify", headers=admin).json()["ok"] is True
+    finally:
+        proxy.close()
+
+
+# --- full disks and broken log directories -------------------------------------------------------------------------
+
+
+@contextmanager
+def tiny_tmpfs(path: Path, size: str) -> Iterator[bool]:
+    """Mount a tmpfs of ``size`` at ``path`` when this process may (root in a container); yield whether it did."""
+    path.mkdir(parents=True, exist_ok=True)
+    mount, umount = shutil.which("mount"), shutil.which("umount")
+    mounted = False
+    if mount and umount and os.geteuid() == 0:
+        result = subprocess.run([mount, "-t", "tmpfs", "-o", f"size={size},mode=0755", "tmpfs", str(path)],
+                                capture_output=True, check=False, timeout=30)
+        mounted = result.returncode == 0
+    try:
+        yield mounted
+    finally:
+        if mounted:
+            subprocess.run([umount, "-l", str(path)], capture_output=True, check=False, timeout=30)
+
+
+def _metric(client: TestClient, admin: dict[str, str], name: str) -> float:
+    text = client.get("/metrics", headers=admin).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+def _fill(directory: Path) -> Path:
+    """Fill the filesystem of ``directory`` to the last byte; return the ballast file."""
+    ballast = directory / f"ballast-{uuid.uuid4().hex[:6]}"
+    fd = os.open(ballast, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while os.write(fd, b"\0" * size):
+                    pass
+            except OSError:
+                continue
+    finally:
+        os.close(fd)
+    return ballast
+
+
+def _sink_fault_then_recovery(
+    client: TestClient, admin: dict[str, str], logs: Path, capfd: pytest.CaptureFixture[str],
+    break_logs: Callable[[], None], repair_logs: Callable[[], None],
+) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    errors_before = _metric(client, admin, "genesis_log_sink_errors_total")
+    capfd.readouterr()
+    break_logs()
+    codes = [client.get("/me", headers={**admin, "X-Request-ID": f"sink-{i}"}).status_code for i in range(40)]
+    codes += [client.post("/prices/SINK", headers=admin, json={"points": [
+        {"timestamp": f"2025-01-01T00:00:{i:02d}Z", "price": 1.0}]}).status_code for i in range(10)]
+    assert runtime.log_runtime.flush(5)
+    assert set(codes) == {200}, "requests must be served while logging fails"
+    err = capfd.readouterr().err
+    failures = [line for line in err.splitlines() if "genesis logging: sink" in line and "failed" in line]
+    assert failures, err
+    assert len(failures) == len({line.split("'")[1] for line in failures}), f"reported more than once:\n{err}"
+    assert _metric(client, admin, "genesis_log_sink_errors_total") > errors_before
+    repair_logs()
+    client.get("/me", headers={**admin, "X-Request-ID": "sink-recovered"})
+    assert runtime.log_runtime.flush(5)
+    assert wait_until(lambda: "recovered" in (capfd.readouterr().err or "") or _logged(logs, "sink-recovered"),
+                      timeout=10)
+    client.get("/me", headers={**admin, "X-Request-ID": "sink-recovered-2"})
+    assert runtime.log_runtime.flush(5)
+    assert wait_until(lambda: _logged(logs, "sink-recovered-2"), timeout=10)
+
+
+def _logged(logs: Path, correlation_id: str) -> bool:
+    text = (logs / "genesis.log").read_bytes() if (logs / "genesis.log").is_file() else b""
+    return f'"correlation_id":"{correlation_id}"'.encode() in text
+
+
+def _full_log_disk(tmp_path: Path, fresh_settings: Callable[..., Settings], capfd: pytest.CaptureFixture[str]) -> Path:
+    logs = tmp_path / "logs"
+    with tiny_tmpfs(logs, "256k") as mounted:
+        if not mounted:
+            pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN); the next test covers the rest")
+        settings = fresh_settings(rate_limits_enabled=False, log_dir=logs)
+        ballast: list[Path] = []
+        with TestClient(create_app(settings)) as client:
+            admin = bearer(token_for(client)["access_token"])
+            _sink_fault_then_recovery(client, admin, logs, capfd, lambda: ballast.append(_fill(logs)),
+                                      lambda: ballast.pop().unlink())
+        kept = tmp_path / "kept-logs"
+        shutil.copytree(logs, kept, ignore=shutil.ignore_patterns("ballast-*"))
+    return kept
+
+
+def test_a_full_log_disk_never_stops_the_api_and_logging_resumes_when_space_is_freed(
+    tmp_path: Path, fresh_settings: Callable[..., Settings], capfd: pytest.CaptureFixture[str],
+) -> None:
+    _full_log_disk(tmp_path, fresh_settings, capfd)
+
+
+@pytest.mark.xfail(strict=True, reason="audit/sinks.py: a write cut short by ENOSPC leaves a partial line that the "
+                   "next write, after space is freed, continues (fix: truncate back to the batch's start offset)")
+def test_a_full_log_disk_leaves_no_torn_line_behind(
+    tmp_path: Path, fresh_settings: Callable[..., Settings], capfd: pytest.CaptureFixture[str],
+) -> None:
+    kept = _full_log_disk(tmp_path, fresh_settings, capfd)
+    for path in kept.glob("genesis*.log"):
+        for raw in path.read_bytes().splitlines():
+            if raw:
+                strict_json(raw)
+
+
+def test_a_log_directory_replaced_by_a_file_never_stops_the_api(
+    tmp_path: Path, fresh_settings: Callable[..., Settings], capfd: pytest.CaptureFixture[str],
+) -> None:
+    logs = tmp_path / "logs"
+    settings = fresh_settings(rate_limits_enabled=False, log_dir=logs)
+    moved = tmp_path / "logs.moved"
+
+    def replace_with_file() -> None:
+        logs.rename(moved)
+        logs.write_text("not a directory")
+
+    def restore() -> None:
+        logs.unlink()
+        moved.rename(logs)
+
+    with TestClient(create_app(settings)) as client:
+        admin = bearer(token_for(client)["access_token"])
+        _sink_fault_then_recovery(client, admin, logs, capfd, replace_with_file, restore)
+
+
+def test_a_full_disk_under_the_database_fails_closed_then_recovers(
+    tmp_path: Path, fresh_settings: Callable[..., Settings],
+) -> None:
+    data = tmp_path / "data"
+    with tiny_tmpfs(data, "16m") as mounted:
+        if not mounted:
+            pytest.skip("cannot mount a tmpfs here (needs root and CAP_SYS_ADMIN)")
+        settings = settings_for(data, rate_limits_enabled=False, log_dir=tmp_path / "logs",
+                                database_timeout_seconds=1)
+        with TestClient(create_app(settings)) as client:
+            admin = bearer(token_for(client)["access_token"])
+            assert client.get("/me", headers=admin).status_code == 200
+            ballast = _fill(data)
+            refused = _send_all(client, admin, [*_state_changes("df1"), ("GET", "/me", {})], "full")
+            for response in refused:
+                assert response is not None and response.status_code == 503, response and response.text
+            assert client.get("/health").status_code == 200
+            ballast.unlink()
+            assert wait_until(lambda: client.get("/me", headers=admin).status_code == 200, timeout=20)
+            _no_effect(client, admin, "df1")
+            assert [r.status_code for r in _send_all(client, admin, _state_changes("df2"), "freed")] == [200, 201,
+                                                                                                          201, 201]
+            assert client.get("/audit/verify", headers=admin).json()["ok"] is True
+        assert _integrity(data / "genesis.db") == "ok"
+
