@@ -276,8 +276,6 @@ def test_a_full_log_disk_never_stops_the_api_and_logging_resumes_when_space_is_f
     _full_log_disk(tmp_path, fresh_settings, capfd)
 
 
-@pytest.mark.xfail(strict=True, reason="audit/sinks.py: a write cut short by ENOSPC leaves a partial line that the "
-                   "next write, after space is freed, continues (fix: truncate back to the batch's start offset)")
 def test_a_full_log_disk_leaves_no_torn_line_behind(
     tmp_path: Path, fresh_settings: Callable[..., Settings], capfd: pytest.CaptureFixture[str],
 ) -> None:

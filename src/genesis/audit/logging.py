@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
@@ -31,6 +32,8 @@ from genesis.config import Settings
 MAX_QUEUE = 100_000
 _BATCH = 2000
 
+REPORT_QUIET_SECONDS = 60.0
+
 
 class LogPipeline:
     """Queue of records drained by one thread that formats them and feeds the sinks."""
@@ -42,6 +45,7 @@ class LogPipeline:
         self.queue: collections.deque[logging.LogRecord | threading.Event] = collections.deque()
         self.wake = threading.Event()
         self._failing: dict[str, bool] = {}
+        self._reported_at: dict[str, float] = {}
         self._stop = False
         self._thread = threading.Thread(target=self._run, name="genesis-log-listener", daemon=True)
         self._thread.start()
@@ -87,11 +91,17 @@ class LogPipeline:
                 LOG_DROPPED.labels(reason="sink_error").inc(len(lines))
                 if not self._failing.get(sink.name):
                     self._failing[sink.name] = True
-                    _report(f"genesis logging: sink {sink.name!r} failed ({exc!r}); retrying on later batches")
+                    # One report per outage: a sink that flaps (a full disk freeing a little space) is
+                    # counted in the metric but not announced again within REPORT_QUIET_SECONDS.
+                    last = self._reported_at.get(sink.name)
+                    if last is None or time.monotonic() - last > REPORT_QUIET_SECONDS:
+                        self._reported_at[sink.name] = time.monotonic()
+                        _report(f"genesis logging: sink {sink.name!r} failed ({exc!r}); retrying on later batches")
             else:
                 if self._failing.get(sink.name):
                     self._failing[sink.name] = False
-                    _report(f"genesis logging: sink {sink.name!r} recovered")
+                    if sink.name in self._reported_at:
+                        _report(f"genesis logging: sink {sink.name!r} recovered")
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every record enqueued before the call has been written."""

@@ -51,10 +51,21 @@ class ConsoleSink:
 
 
 def _write_all(fd: int, data: bytes) -> None:
+    """Append ``data`` whole or not at all (the caller holds the file lock).
+
+    A write cut short (ENOSPC, EIO) would leave a torn line that the next write
+    continues; truncating back to where this append started keeps every line whole.
+    """
+    start = os.fstat(fd).st_size
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    try:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except OSError:
+        with suppress(OSError):
+            os.ftruncate(fd, start)
+        raise
 
 
 class _SharedFile:
