@@ -100,7 +100,7 @@ def access(*scopes: str, limit: str) -> Any:
             raise Forbidden(
                 f"this operation needs the scope {' '.join(missing)}", details={"scope_hint": " ".join(scopes)}
             )
-        if request.method not in SAFE_METHODS:
+        if request.method not in SAFE_METHODS and _route_name(request) not in COMPUTE_ONLY_ROUTES:
             await record_intent(runtime, request, record)
         return principal
 
@@ -108,6 +108,12 @@ def access(*scopes: str, limit: str) -> Any:
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# POST routes that compute over the request body and store nothing: their outcome event is enough.
+COMPUTE_ONLY_ROUTES = frozenset({"strategy.calculate", "indicators.compute"})
+
+
+def _route_name(request: Request) -> str | None:
+    return getattr(request.scope.get("route"), "name", None)
 
 
 async def record_intent(runtime: Runtime, request: Request, record: RequestAudit) -> None:
