@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+# The busy timeout comes from the driver's ``timeout`` (GENESIS_DATABASE_TIMEOUT_SECONDS), not a pragma.
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
-    "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
 )
 
