@@ -68,8 +68,3 @@ class SqlTokenStore:
                     )
             except IntegrityError:
                 pass  # already revoked: revocation is idempotent (RFC 7009)
-
-    async def is_access_revoked(self, jti: str) -> bool:
-        async with self._engine.connect() as conn:
-            row = (await conn.execute(select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti))).first()
-        return row is not None
