@@ -52,6 +52,51 @@ class ExportSummary:
     last_hash: str
 
 
+@dataclass(slots=True)
+class ExportTally:
+    """The range an :func:`export_lines` run covered (filled in as the lines are produced)."""
+
+    count: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    last_hash: str = ""
+
+
+def export_lines(
+    rows: Iterable[EventRow],
+    *,
+    start_seq: int,
+    start_prev_hash: str,
+    hash_algorithm: str,
+    checkpoints: Iterable[Checkpoint] = (),
+    key_id: str | None = None,
+    public_key_pem: str | None = None,
+    tally: ExportTally | None = None,
+) -> Iterator[bytes]:
+    """The export format line by line: header, checkpoints, events, end (constant memory).
+
+    Used both for files (:func:`write_export`) and for streamed HTTP exports.
+    """
+    tally = tally if tally is not None else ExportTally()
+    tally.last_hash = start_prev_hash
+    yield ndjson_line({
+        "type": "header", "format": EXPORT_FORMAT, "hash_algorithm": hash_algorithm,
+        "start_seq": start_seq, "start_prev_hash": start_prev_hash, "created_at_us": now_us(),
+        "key_id": key_id, "public_key": public_key_pem,
+    })  # fmt: skip
+    for cp in sorted(checkpoints, key=lambda c: (c.seq, c.created_at_us)):
+        yield ndjson_line({"type": "checkpoint", **cp.to_dict()})
+    for row in rows:
+        obj: dict[str, Any] = {"type": "event"}
+        obj.update(zip(EVENT_COLUMNS, row, strict=True))
+        yield ndjson_line(obj)
+        tally.count += 1
+        tally.first_seq = row[0] if tally.first_seq is None else tally.first_seq
+        tally.last_seq, tally.last_hash = row[0], row[17]
+    yield ndjson_line({"type": "end", "count": tally.count, "last_seq": tally.last_seq,
+                       "last_hash": tally.last_hash})
+
+
 def write_export(
     path: Path,
     rows: Iterable[EventRow],
@@ -68,34 +113,19 @@ def write_export(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     digest = hashlib.sha256()
-    count, first, last, last_hash = 0, None, None, start_prev_hash
+    tally = ExportTally()
     with open(tmp, "wb") as out:
-
-        def put(obj: Any) -> None:
-            line = ndjson_line(obj)
+        for line in export_lines(
+            rows, start_seq=start_seq, start_prev_hash=start_prev_hash, hash_algorithm=hash_algorithm,
+            checkpoints=checkpoints, key_id=key_id, public_key_pem=public_key_pem, tally=tally,
+        ):
             digest.update(line)
             out.write(line)
-
-        put({
-            "type": "header", "format": EXPORT_FORMAT, "hash_algorithm": hash_algorithm,
-            "start_seq": start_seq, "start_prev_hash": start_prev_hash, "created_at_us": now_us(),
-            "key_id": key_id, "public_key": public_key_pem,
-        })  # fmt: skip
-        for cp in sorted(checkpoints, key=lambda c: (c.seq, c.created_at_us)):
-            put({"type": "checkpoint", **cp.to_dict()})
-        for row in rows:
-            obj: dict[str, Any] = {"type": "event"}
-            obj.update(zip(EVENT_COLUMNS, row, strict=True))
-            put(obj)
-            count += 1
-            first = row[0] if first is None else first
-            last, last_hash = row[0], row[17]
-        put({"type": "end", "count": count, "last_seq": last, "last_hash": last_hash})
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-    return ExportSummary(path, digest.hexdigest(), count, first, last, last_hash)
+    return ExportSummary(path, digest.hexdigest(), tally.count, tally.first_seq, tally.last_seq, tally.last_hash)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -14,9 +14,9 @@ import orjson
 from genesis.audit import AuditEvent, AuditStore, VerifyReport, load_public_key, verify_store
 from genesis.audit.checkpoints import export_public_key, key_id
 from genesis.audit.events import EVENT_COLUMNS
-from genesis.audit.export import EXPORT_FORMAT, ndjson_line
+from genesis.audit.export import export_lines
 from genesis.errors import InvalidInput, NotFound
-from genesis.timeutil import now_us, rfc3339
+from genesis.timeutil import rfc3339
 
 Order = Literal["asc", "desc"]
 
@@ -75,20 +75,12 @@ def stream_ndjson(store: AuditStore, *, public_keys: list[Any]) -> Iterator[byte
     boundary = store.boundary()
     head = store.head()
     local = public_keys[0] if public_keys else None
-    yield ndjson_line({
-        "type": "header", "format": EXPORT_FORMAT, "hash_algorithm": store.hash_algorithm,
-        "start_seq": boundary.seq + 1, "start_prev_hash": boundary.hash, "created_at_us": now_us(),
-        "key_id": key_id(local) if local is not None else None, "public_key": None,
-    })  # fmt: skip
-    for cp in sorted(store.checkpoints(min_seq=boundary.seq, max_seq=head.seq), key=lambda c: (c.seq, c.created_at_us)):
-        yield ndjson_line({"type": "checkpoint", **cp.to_dict()})
-    count, last_seq, last_hash = 0, None, boundary.hash
-    for row in store.iter_rows(start_seq=boundary.seq + 1, end_seq=head.seq):
-        obj: dict[str, Any] = {"type": "event"}
-        obj.update(zip(EVENT_COLUMNS, row, strict=True))
-        yield ndjson_line(obj)
-        count, last_seq, last_hash = count + 1, row[0], row[17]
-    yield ndjson_line({"type": "end", "count": count, "last_seq": last_seq, "last_hash": last_hash})
+    yield from export_lines(
+        store.iter_rows(start_seq=boundary.seq + 1, end_seq=head.seq), start_seq=boundary.seq + 1,
+        start_prev_hash=boundary.hash, hash_algorithm=store.hash_algorithm,
+        checkpoints=store.checkpoints(min_seq=boundary.seq, max_seq=head.seq),
+        key_id=key_id(local) if local is not None else None,
+    )
 
 
 def stream_csv(store: AuditStore, *, start_us: int | None, end_us: int | None) -> Iterator[bytes]:
