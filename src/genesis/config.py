@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from genesis.errors import ConfigurationError
+from genesis.secretfile import create_once
 
 Role = Literal["admin", "trader", "viewer", "auditor"]
 MIN_SECRET_BYTES = 32  # RFC 8725 3.5: an HMAC key of at least 256 bits
@@ -157,25 +157,7 @@ class Settings(BaseSettings):
 
 def read_or_create_secret(path: Path, *, nbytes: int) -> str:
     """Return the secret stored at ``path``, creating it (mode 0600) when absent."""
-    try:
-        text = path.read_text(encoding="ascii").strip()
-        if len(text) >= MIN_SECRET_BYTES:
-            return text
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(nbytes)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="ascii") as handle:
-        handle.write(value)
-    try:
-        # Another worker may have won the race: keep the first key written.
-        os.link(tmp, path)
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink(missing_ok=True)
+    create_once(path, secrets.token_urlsafe(nbytes).encode("ascii"))
     return path.read_text(encoding="ascii").strip()
 
 
