@@ -29,6 +29,7 @@ from genesis.audit.events import EVENT_COLUMNS, GENESIS_HASH, AuditEvent, EventR
 from genesis.audit.export import write_export
 from genesis.audit.store import ArchiveRecord, AuditStore, ChainHead, Order
 from genesis.errors import ConfigurationError, Conflict, InvalidInput, Unavailable
+from genesis.storage.wal import enable_wal
 
 CHAIN_LOCK_KEY: Final = 0x67656E6573697331  # "genesis1": the advisory lock of the one chain
 _COLS: Final = ", ".join(EVENT_COLUMNS)
@@ -374,7 +375,7 @@ class SqliteAuditStore(_DbapiAuditStore):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout_seconds, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_seconds * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        enable_wal(conn.execute, timeout=self.timeout_seconds)
         conn.execute("PRAGMA synchronous = FULL")
         return conn
 

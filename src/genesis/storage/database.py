@@ -7,6 +7,7 @@ for SQLite and psycopg 3 (async and sync from the same package) for PostgreSQL.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from sqlalchemy import event
@@ -14,9 +15,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from genesis.storage.wal import enable_wal
+
 # The busy timeout comes from the driver's ``timeout`` (GENESIS_DATABASE_TIMEOUT_SECONDS), not a pragma.
 SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",
 )
@@ -52,8 +54,9 @@ def sqlite_path(url: str) -> str | None:
     return parsed.database
 
 
-def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any, *, timeout: float) -> None:
     cursor = dbapi_connection.cursor()
+    enable_wal(cursor.execute, timeout=timeout)
     for pragma in SQLITE_PRAGMAS:
         cursor.execute(pragma)
     cursor.close()
@@ -75,7 +78,7 @@ def create_engine(
             async_url(url), connect_args={"timeout": timeout}, poolclass=AsyncAdaptedQueuePool,
             pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout,
         )
-        event.listen(engine.sync_engine, "connect", _apply_sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", functools.partial(_apply_sqlite_pragmas, timeout=timeout))
         return engine
     return create_async_engine(
         async_url(url),
