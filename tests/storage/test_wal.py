@@ -26,7 +26,7 @@ def test_connections_opening_a_fresh_file_together_all_get_wal(tmp_path: Path) -
             conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
             try:
                 barrier.wait()
-                enable_wal(conn.execute, timeout=5.0)
+                enable_wal(conn.cursor(), timeout=5.0)
                 modes.append(conn.execute("PRAGMA journal_mode").fetchone()[0])
             except BaseException as exc:
                 failures.append(exc)
@@ -45,12 +45,13 @@ def test_connections_opening_a_fresh_file_together_all_get_wal(tmp_path: Path) -
 def test_other_errors_are_not_retried() -> None:
     calls: list[str] = []
 
-    def execute(sql: str) -> Any:
-        calls.append(sql)
-        raise sqlite3.OperationalError("disk I/O error")
+    class FailingCursor:
+        def execute(self, sql: str) -> Any:
+            calls.append(sql)
+            raise sqlite3.OperationalError("disk I/O error")
 
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
-        enable_wal(execute, timeout=5.0)
+        enable_wal(FailingCursor(), timeout=5.0)
     assert calls == ["PRAGMA journal_mode"]
 
 
@@ -62,7 +63,7 @@ def test_a_lock_held_past_the_timeout_is_reported(tmp_path: Path) -> None:
     try:
         conn = sqlite3.connect(path, timeout=0.05, isolation_level=None)
         with pytest.raises(sqlite3.OperationalError, match="locked"):
-            enable_wal(conn.execute, timeout=0.2)
+            enable_wal(conn.cursor(), timeout=0.2)
         conn.close()
     finally:
         holder.execute("ROLLBACK")

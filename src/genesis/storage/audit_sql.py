@@ -375,7 +375,7 @@ class SqliteAuditStore(_DbapiAuditStore):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=self.timeout_seconds, isolation_level=None, check_same_thread=False)
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout_seconds * 1000)}")
-        enable_wal(conn.execute, timeout=self.timeout_seconds)
+        enable_wal(conn.cursor(), timeout=self.timeout_seconds)
         conn.execute("PRAGMA synchronous = FULL")
         return conn
 

@@ -7,7 +7,7 @@ for SQLite and psycopg 3 (async and sync from the same package) for PostgreSQL.
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -54,12 +54,17 @@ def sqlite_path(url: str) -> str | None:
     return parsed.database
 
 
-def _apply_sqlite_pragmas(dbapi_connection: Any, _record: Any, *, timeout: float) -> None:
-    cursor = dbapi_connection.cursor()
-    enable_wal(cursor.execute, timeout=timeout)
-    for pragma in SQLITE_PRAGMAS:
-        cursor.execute(pragma)
-    cursor.close()
+def _sqlite_pragmas(timeout: float) -> Callable[[Any, Any], None]:
+    """The ``connect`` listener: WAL (waiting up to ``timeout`` s) and the pragmas."""
+
+    def apply(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        enable_wal(cursor, timeout=timeout)
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+        cursor.close()
+
+    return apply
 
 
 def create_engine(
@@ -78,7 +83,7 @@ def create_engine(
             async_url(url), connect_args={"timeout": timeout}, poolclass=AsyncAdaptedQueuePool,
             pool_size=pool_size, max_overflow=max_overflow, pool_timeout=timeout,
         )
-        event.listen(engine.sync_engine, "connect", functools.partial(_apply_sqlite_pragmas, timeout=timeout))
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(timeout))
         return engine
     return create_async_engine(
         async_url(url),
