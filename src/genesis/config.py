@@ -51,6 +51,9 @@ class Settings(BaseSettings):
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
     )
     request_timeout_seconds: float = Field(30.0, gt=0)
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A request whose headers are not complete this long after it began gets 408."
+    )
 
     # --- authentication ----------------------------------------------------
     secret_key: SecretStr | None = Field(None, description="JWT signing key; unset = generated once in data_dir.")

@@ -23,12 +23,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 SLOWLORIS = 50
 P99_BOUND_SECONDS = float(os.environ.get("GENESIS_SLOW_CLIENT_P99_BOUND", "0.5"))
 BODY_TIMEOUT = 2  # GENESIS_REQUEST_TIMEOUT_SECONDS of the server under test
+HEADER_TIMEOUT = 3  # GENESIS_HEADER_TIMEOUT_SECONDS of the server under test
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     env = {"GENESIS_ADMIN_PASSWORD": ADMIN_PASSWORD, "GENESIS_RATE_LIMITS_ENABLED": "false",
-           "GENESIS_REQUEST_TIMEOUT_SECONDS": str(BODY_TIMEOUT)}
+           "GENESIS_REQUEST_TIMEOUT_SECONDS": str(BODY_TIMEOUT), "GENESIS_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT)}
     with LiveServer(data_dir=tmp_path_factory.mktemp("slow") / "data", env=env) as live:
         yield live
 
@@ -157,23 +158,88 @@ def test_slowloris_oversized_headers_and_trickled_bodies_leave_normal_clients_fa
         assert client.get("/ready").status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="uvicorn has no header-read timeout (timeout_keep_alive applies between "
-                   "requests only): a connection that never finishes its headers stays open; deploy behind a proxy "
-                   "with a client header timeout (see docs/SECURITY.md)")
-def test_a_connection_that_never_finishes_its_headers_is_closed(server: LiveServer) -> None:
+def _answer_and_close(sock: socket.socket, *, drip: bool) -> tuple[float, bytes]:
+    """Wait for the server to answer and close, sending a header byte every 0.3 s when ``drip``."""
+    started = time.monotonic()
+    sock.settimeout(0.3)
+    answer = b""
+    while time.monotonic() - started < HEADER_TIMEOUT + 5:
+        try:
+            chunk = sock.recv(256)
+        except TimeoutError:
+            if drip:
+                sock.send(b"a")
+            continue
+        except OSError:
+            break
+        if not chunk:
+            break
+        answer += chunk
+    return time.monotonic() - started, answer
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One whole response with a Content-Length body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length"))
+    while len(body) < length:
+        body += sock.recv(4096)
+    return head + b"\r\n\r\n" + body
+
+
+def test_a_request_that_never_finishes_its_headers_gets_408_and_is_closed(server: LiveServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
-        deadline = time.monotonic() + 5 + 2  # serve's timeout_keep_alive plus slack
-        sock.settimeout(0.5)
-        closed = False
-        while time.monotonic() < deadline and not closed:
-            try:
-                closed = sock.recv(1) == b""
-            except TimeoutError:
-                sock.send(b"a")
-            except OSError:
-                closed = True
-    assert closed
+        elapsed, answer = _answer_and_close(sock, drip=True)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"connection: close" in answer.lower()
+    assert HEADER_TIMEOUT - 0.5 < elapsed < HEADER_TIMEOUT + 2
+
+
+def test_a_connection_that_sends_nothing_is_closed_at_the_header_deadline(server: LiveServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        elapsed, answer = _answer_and_close(sock, drip=False)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert elapsed < HEADER_TIMEOUT + 2
+
+
+def test_the_header_deadline_restarts_for_each_request_on_a_kept_alive_connection(server: LiveServer) -> None:
+    # Requests on one connection spanning more than the deadline in total are all served.
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        started = time.monotonic()
+        while time.monotonic() - started < HEADER_TIMEOUT + 1:
+            assert client.get("/health").status_code == 200
+            time.sleep(0.5)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        for _ in range(2):
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _read_response(sock).startswith(b"HTTP/1.1 200")
+            time.sleep(HEADER_TIMEOUT * 0.7)  # idle between requests: keep-alive's business, not ours
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # then a request that stalls mid-headers
+        _, answer = _answer_and_close(sock, drip=True)
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+
+
+def test_headers_past_the_hard_bound_are_refused_before_they_are_buffered(server: LiveServer) -> None:
+    answer: bytes | None = None
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ")
+        with contextlib.suppress(OSError):  # the server may close while we still send: a refusal
+            for _ in range(64):  # 4 MiB offered in 64 KiB pieces, no end of line
+                sock.sendall(b"a" * 65536)
+        sock.settimeout(5)
+        try:
+            answer = sock.recv(256)
+        except TimeoutError:
+            answer = None  # still reading: not refused
+        except OSError:
+            answer = b""  # reset: refused
+    assert answer is not None, "the server kept buffering 4 MiB of headers"
+    assert answer.startswith(b"HTTP/1.1 431") or answer == b"", answer
 
 
 def test_body_timeout_setting_reaches_the_server(server: LiveServer) -> None:

@@ -54,4 +54,5 @@ def serve(
         workers=cfg.workers if cfg.workers > 1 and not reload else None, reload=reload, proxy_headers=False,
         server_header=False, log_config=None, access_log=False, timeout_keep_alive=5,
         limit_concurrency=2048, timeout_graceful_shutdown=10,
+        http="genesis.api.http_protocol:HeaderDeadlineProtocol",  # uvicorn's httptools + a header deadline
     )
