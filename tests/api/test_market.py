@@ -134,6 +134,9 @@ def test_prices_ohlcv_bars_and_bad_points(client: TestClient, trader: dict[str, 
     assert response.status_code == 422 and "strictly increasing" in response.text
     both = {"timestamp": "2024-02-01T00:00:00Z", "price": 1.0, "close": 1.0}
     assert client.post("/prices/ETH-USD", json={"points": [both]}, headers=trader).status_code == 422
+    no_such_day = [*_points([1.0]), {"timestamp": "2024-02-30T00:00:00Z", "price": 1.0}]
+    response = client.post("/prices/ETH-USD", json={"points": no_such_day}, headers=trader)
+    assert response.status_code == 422 and "points[1].timestamp" in response.json()["detail"], response.text
     assert client.post("/prices/bad symbol!", json={"points": _points([1.0])}, headers=trader).status_code == 422
     assert client.get("/prices/UNKNOWN", headers=trader).status_code == 404
 

@@ -193,7 +193,9 @@ def test_fuzz_price_ingest_and_anomalies_with_unsorted_duplicate_and_extreme_poi
     ("2024-02-29T12:00:00+05:30", 200), ("2024-01-01T00:00:00", 200),  # naive: UTC, as documented
     ("0001-01-01T00:00:00+00:18", 422), ("9999-12-31T23:59:59-01:00", 422),  # RFC 3339, but not a UTC instant
     ("2024-01-01", 422), ("0.5", 422), (1700000000, 422), (True, 422), ("2024-13-01T00:00:00Z", 422),
-    ("2024-01-01T25:00:00Z", 422), ("", 422),
+    ("2024-01-01T25:00:00Z", 422), ("", 422), ("2023-02-29T00:00:00Z", 422), ("2024-04-31T00:00:00Z", 422),
+    ("2024-01-01t00:00:00.123456789z", 200), ("2024-01-01 00:00:00-00:00", 200),
+    ("\uff12\uff10\uff12\uff14-01-01T00:00:00Z", 422), ("\u0662\u0660\u0662\u0664-01-01T00:00:00Z", 422),  # non-ASCII digits
 ])
 def test_fuzz_timestamps_at_the_edges_of_the_calendar(
     module_api: Api, trader: dict[str, str], stamp: object, status: int

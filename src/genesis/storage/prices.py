@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -18,8 +19,9 @@ from genesis.storage.protocols import PricePoint
 _CHUNK = 5_000
 
 
+# Columns in PricePoint's field order, then the symbol: each row is ``point + (symbol,)``, built in C.
 _SQLITE_INSERT = (
-    "INSERT OR IGNORE INTO prices (symbol, ts_us, open, high, low, close, volume) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    "INSERT OR IGNORE INTO prices (ts_us, close, open, high, low, volume, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 
 
@@ -64,8 +66,7 @@ class SqlPriceStore:
             before = conn.total_changes
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(_SQLITE_INSERT, [(symbol, p.ts_us, p.open, p.high, p.low, p.close, p.volume)
-                                                  for p in points])
+                conn.executemany(_SQLITE_INSERT, map(tuple.__add__, points, itertools.repeat((symbol,))))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

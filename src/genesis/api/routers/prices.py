@@ -9,12 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from genesis.api.deps import RuntimeDep, access
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, problem_responses, representable_in_utc
+from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, TimestampText, problem_responses
 from genesis.errors import InvalidInput, TooLarge
 from genesis.services import market
 from genesis.services.auth import Principal
 from genesis.storage.protocols import PricePoint
-from genesis.timeutil import rfc3339, to_us
+from genesis.timeutil import rfc3339, rfc3339_to_us, to_us
 
 router = APIRouter(tags=["prices"])
 
@@ -32,7 +32,7 @@ class PointIn(Strict):
         {"required": ["close"], "properties": {"close": {"type": "number"}}},
     ]})
 
-    timestamp: Timestamp = Field(description="RFC 3339; naive times are UTC.")
+    timestamp: TimestampText = Field(description="RFC 3339; naive times are UTC.")
     price: PositivePrice | None = None
     open: PositivePrice | None = None
     high: PositivePrice | None = None
@@ -82,11 +82,17 @@ async def ingest(
     """Ingest ticks or bars; points already stored for a timestamp are skipped (idempotent)."""
     if len(body.points) > runtime.settings.max_prices_per_request:
         raise TooLarge(f"at most {runtime.settings.max_prices_per_request} points per request")
-    for i, point in enumerate(body.points):
-        if not representable_in_utc(point.timestamp):
-            raise InvalidInput(f"points[{i}].timestamp falls outside 0001-01-01..9999-12-31 UTC")
-    points = [PricePoint(ts_us=to_us(p.timestamp), close=p.close if p.close is not None else p.price,  # type: ignore[arg-type]
-                         open=p.open, high=p.high, low=p.low, volume=p.volume) for p in body.points]
+    try:
+        stamps = [rfc3339_to_us(p.timestamp) for p in body.points]
+    except ValueError:
+        for i, p in enumerate(body.points):  # only a failing body pays for naming the point
+            try:
+                rfc3339_to_us(p.timestamp)
+            except ValueError as exc:
+                raise InvalidInput(f"points[{i}].timestamp: {exc}") from None
+        raise
+    points = [PricePoint(ts, p.close if p.close is not None else p.price, p.open, p.high, p.low, p.volume)  # type: ignore[arg-type]
+              for ts, p in zip(stamps, body.points, strict=True)]
     result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points)
     request_audit(request).metadata.update({"symbol": symbol, "received": result.received,
                                             "inserted": result.inserted})
