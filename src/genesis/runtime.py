@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from genesis.audit import AuditEvent, AuditStore, AuditWriter, LoggingRuntime, new_event, setup_logging
+from genesis.audit import AuditStore, AuditWriter, LoggingRuntime, new_event, setup_logging
 from genesis.audit.context import get_correlation_id, new_correlation_id
 from genesis.config import Settings
 from genesis.errors import Unavailable
@@ -155,18 +155,7 @@ class Runtime:
         if self.writer is None and not await self._ensure_audit():
             raise Unavailable("the audit trail is not running", component="audit")
         assert self.writer is not None
-        await self._write_with_retry(new_event(**fields))
-
-    async def _write_with_retry(self, event: AuditEvent) -> None:
-        """Commit ``event``; one retry covers a connection that died while the database was away.
-
-        Resubmitting is safe: the store keeps the first copy of an event id (idempotent append).
-        """
-        assert self.writer is not None
-        try:
-            await self.writer.write_async(event)
-        except Unavailable:
-            await self.writer.write_async(event)
+        await self.writer.write_async(new_event(**fields))
 
     async def record_admin(
         self, action: str, message: str, *, target: str, actor: str = "cli", metadata: dict[str, Any] | None = None
@@ -177,7 +166,7 @@ class Runtime:
         assert self.writer is not None
         event = new_event(action, actor=actor, message=message, metadata={"target": target, **(metadata or {})},
                           correlation_id=get_correlation_id() or new_correlation_id())
-        await self._write_with_retry(event)
+        await self.writer.write_async(event)
 
     async def readiness(self) -> dict[str, str]:
         """State of each backing service: "ok" or a short reason."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,7 @@ from genesis.audit.events import GENESIS_HASH
 from genesis.audit.export import file_digest, verify_export
 from genesis.audit.store import AuditStore, ChainHead
 from genesis.audit.trail import export_events, verify_store
-from genesis.errors import ConfigurationError, InvalidInput
+from genesis.errors import ConfigurationError, InvalidInput, Unavailable
 from genesis.storage.audit_sql import SqliteAuditStore, open_audit_store
 from tests.audit.chainlib import make_event
 from tests.audit.conftest import drop_append_only_triggers, raw_sql
@@ -48,6 +51,103 @@ def test_resubmitting_an_event_is_idempotent(store: AuditStore) -> None:
     assert again[1] == committed and again[2] == committed
     assert again[0].seq == 2 and store.head().seq == 2
     assert verify_store(store).ok
+
+
+# --- one retry on a fresh connection after a lost one ---------------------------------------------------------------
+
+
+def lose_connections(
+    monkeypatch: pytest.MonkeyPatch, store: Any, times: int, *, after_commit: bool = False
+) -> list[Any]:
+    """Make the next ``times`` append transactions fail as if the connection died, before or after their commit.
+
+    Returns the connection each append transaction ran on, one per attempt.
+    """
+    original = store._write
+    conns: list[Any] = []
+
+    @contextmanager
+    def write() -> Iterator[Any]:
+        conns.append(store._conn())
+        lost = len(conns) <= times
+        if lost and not after_commit:
+            raise store.operational_errors[0]("server closed the connection unexpectedly")
+        with original() as cur:
+            yield cur
+        if lost:
+            raise store.operational_errors[0]("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(store, "_write", write)
+    return conns
+
+
+@pytest.mark.postgres
+def test_an_append_after_the_backend_was_terminated_succeeds_on_a_fresh_connection(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    opened = open_audit_store(pg_url)
+    try:
+        opened.append([make_event(0)])
+        pid = opened._conn().info.backend_pid  # type: ignore[attr-defined]
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+            deadline = time.monotonic() + 10
+            while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+                assert time.monotonic() < deadline, "the terminated backend did not exit"
+                time.sleep(0.02)
+        conns = lose_connections(monkeypatch, opened, 0)  # only records the attempts
+        committed = opened.append([make_event(1), make_event(2)])
+        assert len(conns) == 2 and conns[1].info.backend_pid != pid
+        assert [e.seq for e in committed] == [2, 3]
+        assert [row[0] for row in opened.iter_rows()] == [1, 2, 3]
+        assert verify_store(opened).ok
+    finally:
+        opened.close()
+
+
+def test_an_append_whose_commit_landed_before_the_connection_died_is_not_written_twice(
+    store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.append([make_event(0)])
+    conns = lose_connections(monkeypatch, store, 1, after_commit=True)
+    returned = store.append([make_event(1), make_event(2)])
+    assert len(conns) == 2 and conns[0] is not conns[1]
+    assert store.head().seq == 3 and [row[0] for row in store.iter_rows()] == [1, 2, 3]
+    assert returned == [store.get(e.event_id) for e in returned] and [e.seq for e in returned] == [2, 3]
+    assert verify_store(store).ok
+
+
+def test_an_append_that_fails_again_on_the_fresh_connection_raises_unavailable(
+    store: AuditStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.append([make_event(0)])
+    conns = lose_connections(monkeypatch, store, 2)
+    with pytest.raises(Unavailable, match="server closed the connection"):
+        store.append([make_event(1)])
+    assert len(conns) == 2 and conns[0] is not conns[1]
+    assert store.head().seq == 1
+    (later,) = store.append([make_event(1)])
+    assert later.seq == 2 and verify_store(store).ok
+
+
+def test_a_held_sqlite_write_lock_is_not_retried(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    opened = open_audit_store(sqlite_url, timeout_seconds=0.2)
+    holder = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        opened.append([make_event(0)])
+        conns = lose_connections(monkeypatch, opened, 0)  # only records the attempts
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(Unavailable, match="locked"):
+            opened.append([make_event(1)])
+        assert len(conns) == 1
+        holder.execute("ROLLBACK")
+        (later,) = opened.append([make_event(1)])
+        assert later.seq == 2 and verify_store(opened).ok
+    finally:
+        holder.close()
+        opened.close()
 
 
 def test_iterating_is_ordered_and_chunked(store: AuditStore) -> None:

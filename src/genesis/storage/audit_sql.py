@@ -192,8 +192,29 @@ class _DbapiAuditStore:
             return self._boundary_in(self._conn())
 
     def append(self, events: Sequence[AuditEvent | PendingLink]) -> list[AuditEvent]:
+        """Commit ``events`` onto the chain; retried once on a fresh connection if the connection was lost.
+
+        The retry is safe even when the first commit landed before the error reached us:
+        appends are idempotent by (event_id, occurred_at_us), so the retry finds the stored
+        events and returns them instead of writing them twice.
+
+        Raises:
+            Unavailable: the append failed, and so did the retry if one was worth making.
+        """
         if not events:
             return []
+        try:
+            return self._append_idempotent(events)
+        except Unavailable as exc:
+            if not self._reconnect_may_help(exc.__cause__):
+                raise
+        return self._append_idempotent(events)  # ``_guard`` has dropped the broken connection
+
+    def _reconnect_may_help(self, exc: BaseException | None) -> bool:
+        """Whether an append that failed with ``exc`` may succeed on a fresh connection."""
+        return isinstance(exc, self.operational_errors)
+
+    def _append_idempotent(self, events: Sequence[AuditEvent | PendingLink]) -> list[AuditEvent]:
         try:
             return self._append_once(events)
         except self.integrity_errors:
@@ -379,6 +400,11 @@ class SqliteAuditStore(_DbapiAuditStore):
         conn.execute("PRAGMA synchronous = FULL")
         return conn
 
+    def _reconnect_may_help(self, exc: BaseException | None) -> bool:
+        # "database is locked": the busy timeout has already waited for the lock; another wait would only double it.
+        code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+        return super()._reconnect_may_help(exc) and code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
     def _insert_rows(self, cur: Any, rows: list[EventRow]) -> None:
         # Multi-row VALUES in power-of-two chunks: one sqlite3 step (one GIL release)
         # per chunk instead of per row, and at most 10 distinct cached statements.
@@ -420,6 +446,11 @@ class PostgresAuditStore(_DbapiAuditStore):
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
+
+    def _reconnect_may_help(self, exc: BaseException | None) -> bool:
+        # A lock_timeout or statement_timeout (set by an operator) has already waited; another wait would double it.
+        waited = (self._psycopg.errors.LockNotAvailable, self._psycopg.errors.QueryCanceled)
+        return super()._reconnect_may_help(exc) and not isinstance(exc, waited)
 
     def _insert_rows(self, cur: Any, rows: list[EventRow]) -> None:
         with cur.copy(f"COPY audit_events ({_COLS}) FROM STDIN") as copy:
