@@ -233,3 +233,20 @@ def test_extra_fields_such_as_role_are_refused(client: TestClient) -> None:
     response = client.post("/clients", json={"role": "viewer", "is_admin": True}, headers=bearer(admin))
     assert response.status_code == 422
     assert any("is_admin" in e["loc"] for e in response.json()["errors"])
+
+
+def test_a_hash_made_under_older_parameters_is_upgraded_at_the_next_login(client: TestClient) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from genesis.security.passwords import ARGON2_MEMORY_KIB
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    old_hash = Argon2Hasher(memory_cost=65_536, time_cost=3, parallelism=4).hash("legacy-password")
+    client.portal.call(lambda: runtime.users.create(username="lena", password_hash=old_hash, role="trader"))  # type: ignore[union-attr]
+    assert client.post("/token", data={"grant_type": "password", "username": "lena",
+                                       "password": "wrong-password"}).status_code == 400
+    assert client.portal.call(runtime.users.get, "lena").password_hash == old_hash  # type: ignore[union-attr]
+    assert token_for(client, "lena", "legacy-password")["access_token"]
+    upgraded = client.portal.call(runtime.users.get, "lena").password_hash  # type: ignore[union-attr]
+    assert upgraded != old_hash and f"m={ARGON2_MEMORY_KIB},t=2,p=1" in upgraded
+    assert token_for(client, "lena", "legacy-password")["access_token"]  # the new hash verifies

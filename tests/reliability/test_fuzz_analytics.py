@@ -195,7 +195,8 @@ def test_fuzz_price_ingest_and_anomalies_with_unsorted_duplicate_and_extreme_poi
     ("2024-01-01", 422), ("0.5", 422), (1700000000, 422), (True, 422), ("2024-13-01T00:00:00Z", 422),
     ("2024-01-01T25:00:00Z", 422), ("", 422), ("2023-02-29T00:00:00Z", 422), ("2024-04-31T00:00:00Z", 422),
     ("2024-01-01t00:00:00.123456789z", 200), ("2024-01-01 00:00:00-00:00", 200),
-    ("\uff12\uff10\uff12\uff14-01-01T00:00:00Z", 422), ("\u0662\u0660\u0662\u0664-01-01T00:00:00Z", 422),  # non-ASCII digits
+    # non-ASCII digits
+    ("\uff12\uff10\uff12\uff14-01-01T00:00:00Z", 422), ("\u0662\u0660\u0662\u0664-01-01T00:00:00Z", 422),
 ])
 def test_fuzz_timestamps_at_the_edges_of_the_calendar(
     module_api: Api, trader: dict[str, str], stamp: object, status: int

@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import threading
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-_ARGON2 = Argon2Hasher()
+# OWASP's first argon2id configuration (Password Storage Cheat Sheet): 19 MiB, 2 passes, 1 lane.
+# OWASP rates it as strong as 46 MiB x 1 pass; argon2-cffi's default (64 MiB x 3 passes x 4 lanes)
+# made every login hold 64 MiB, so a burst of logins could take a worker's memory by hundreds of MB.
+ARGON2_MEMORY_KIB = 19_456
+ARGON2_TIME_COST = 2
+ARGON2_PARALLELISM = 1
+_ARGON2 = Argon2Hasher(time_cost=ARGON2_TIME_COST, memory_cost=ARGON2_MEMORY_KIB, parallelism=ARGON2_PARALLELISM)
 _HASHER = PasswordHash((_ARGON2,))
+# At most one hash per core at a time: memory stays <= cores x 19 MiB whatever the login burst,
+# and more threads than cores would only make every login slower.
+_SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 # Verifying against this when the user does not exist keeps the response time
 # of "unknown user" close to "wrong password" (no user enumeration by timing).
 # It is a hash of a random secret nobody kept, made with the hasher's default
 # parameters; hashing one afresh at import cost every process ~0.3 s. Should the
 # defaults change, a fresh one is made so the cost still matches real hashes.
-_FIXED_DUMMY_HASH = "$argon2id$v=19$m=65536,t=3,p=4$i2H2mAIbQGQwdHdV5QEdHw$j75v2VbrAcSkAL6EoZ3miZAOCcQFsXvIXNVjGvDQ7Q4"
+_FIXED_DUMMY_HASH = "$argon2id$v=19$m=19456,t=2,p=1$Nb1LGN3V8XnYMG2mNLDzzw$Wfm3qe7cK0qBmqLDGb2UL8J+Pw8kqfNQgx9VpnvLB/E"
 _DUMMY_HASH = (_HASHER.hash(secrets.token_urlsafe(16)) if _ARGON2.check_needs_rehash(_FIXED_DUMMY_HASH)
                else _FIXED_DUMMY_HASH)
 
@@ -23,19 +34,30 @@ MAX_PASSWORD_LENGTH = 256
 
 
 def hash_password(password: str) -> str:
-    """An argon2id hash of ``password``."""
-    return _HASHER.hash(password)
+    """An argon2id hash of ``password`` (blocking: call from a worker thread)."""
+    with _SLOTS:
+        return _HASHER.hash(password)
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     """Check ``password``; with no hash, spend the same time and answer False."""
-    if password_hash is None:
-        _HASHER.verify(password, _DUMMY_HASH)
-        return False
-    try:
-        return _HASHER.verify(password, password_hash)
-    except Exception:  # malformed stored hash: never authenticate, never crash
-        return False
+    return verify_and_update_password(password, password_hash)[0]
+
+
+def verify_and_update_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
+    """Check ``password``; on success with a hash made under other parameters, also a fresh hash to store.
+
+    With no hash, spend the same time and answer ``(False, None)``. A malformed stored hash never
+    authenticates and never raises.
+    """
+    with _SLOTS:
+        if password_hash is None:
+            _HASHER.verify(password, _DUMMY_HASH)
+            return False, None
+        try:
+            return _HASHER.verify_and_update(password, password_hash)
+        except Exception:  # malformed stored hash
+            return False, None
 
 
 def generate_secret(nbytes: int = 32) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from genesis.errors import GenesisError, RateLimited, Unauthenticated
-from genesis.security.passwords import generate_secret, hash_password, verify_password
+from genesis.security.passwords import generate_secret, hash_password, verify_and_update_password, verify_password
 from genesis.security.scopes import grant, scopes_for
 from genesis.security.tokens import ACCESS_TYPE, REFRESH_TYPE, TokenClaims, TokenCodec
 from genesis.services.limiter import Limiter
@@ -83,12 +83,15 @@ class AuthService:
     async def password_grant(self, *, username: str, password: str, scope: str | None, source_ip: str) -> TokenGrant:
         await self._throttle(username=username, source_ip=source_ip)
         user = await self.users.get(username)
-        ok = await asyncio.to_thread(verify_password, password, user.password_hash if user else None)
+        ok, rehashed = await asyncio.to_thread(verify_and_update_password, password,
+                                               user.password_hash if user else None)
         if user is None or not ok or user.disabled:
             await self._limiter.hit(self._account_limit, "login-fail", username.lower())
             # One answer for unknown user, wrong password and disabled account (no enumeration).
             raise OAuthError("invalid_grant", "invalid username or password")
         await self._limiter.clear(self._account_limit, "login-fail", username.lower())
+        if rehashed is not None:  # stored under older hashing parameters: upgrade it now we know the password
+            await self.users.set_password(user.username, rehashed)
         scopes = grant(user.role, scope)
         if scopes is None:
             raise OAuthError("invalid_scope", "the requested scope exceeds the user's role")
