@@ -23,12 +23,23 @@ def alembic_config(url: str, *, schema: str | None = None) -> Config:
 
 def upgrade_database(url: str, *, revision: str = "head", schema: str | None = None) -> None:
     """Bring the database at ``url`` up to ``revision``."""
+    from sqlalchemy.exc import ProgrammingError
+
+    from genesis.errors import ConfigurationError
     from genesis.storage.database import sqlite_path
 
     path = sqlite_path(url)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(url, schema=schema), revision)
+    try:
+        command.upgrade(alembic_config(url, schema=schema), revision)
+    except ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "42501":  # insufficient_privilege
+            raise
+        raise ConfigurationError(
+            "the database schema is behind this release and this database role may not migrate it: "
+            "run `genesis db upgrade` as the owner, then `genesis db grant-app-role` (see docs/deploy.md)"
+        ) from exc
 
 
 def current_revision(url: str) -> str | None:
