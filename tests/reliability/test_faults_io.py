@@ -338,3 +338,139 @@ def test_a_full_disk_under_the_database_fails_closed_then_recovers(
             assert client.get("/audit/verify", headers=admin).json()["ok"] is True
         assert _integrity(data / "genesis.db") == "ok"
 
+
+
+def test_the_nth_audit_write_failing_fails_closed_and_loses_nothing(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    """SQLite's fault-injection loop, at the audit store: for every N, the Nth write (and its one retry) fails.
+
+    Four state-changing requests make eight appends (a write-ahead ``started`` event and an outcome event each).
+    Whichever fails: no 500, every 2xx has its success event, no 503 has one, a request whose ``started`` event
+    was refused changed nothing, and a request whose outcome event was refused left its ``started`` event (the
+    trail records the attempt the client was told failed). The chain verifies and the same requests succeed after.
+    """
+    settings = fresh_settings(rate_limits_enabled=False)
+    with TestClient(create_app(settings)) as client:
+        admin = bearer(token_for(client)["access_token"])
+        store = client.app.state.runtime.audit_store  # type: ignore[attr-defined]
+        real_insert_rows = store._insert_rows
+        for n in range(1, 9):
+            calls = 0
+
+            def failing_insert_rows(cur: Any, rows: Any, n: int = n) -> Any:
+                nonlocal calls
+                calls += 1
+                if calls in (n, n + 1):  # the Nth write and the store's retry of it, inside its transaction
+                    raise sqlite3.OperationalError("disk I/O error (injected)")
+                return real_insert_rows(cur, rows)
+
+            store._insert_rows = failing_insert_rows
+            tag = f"nth{n}"
+            responses = []
+            for i, (method, url, body) in enumerate(_state_changes(tag)):
+                responses.append(client.request(method, url, json=body,
+                                                 headers={**admin, "X-Request-ID": f"{tag}-{i}"}))
+            store._insert_rows = real_insert_rows
+            statuses = [r.status_code for r in responses]
+            assert all(s in (200, 201, 503) for s in statuses), (n, statuses)
+            assert statuses.count(503) == 1, (n, statuses)  # exactly the request whose write failed
+            refused = statuses.index(503)
+            assert refused == (n - 1) // 2, (n, statuses)
+            events = _events_of(client, admin, tag, 4)
+            outcomes = {(e["correlation_id"], e["outcome"]) for e in events}
+            for i, status in enumerate(statuses):
+                if status != 503:
+                    assert (f"{tag}-{i}", "success") in outcomes, (n, i)
+                else:
+                    assert (f"{tag}-{i}", "success") not in outcomes, (n, i)
+                    started = (f"{tag}-{i}", "started") in outcomes
+                    assert started == (n % 2 == 0), (n, i, outcomes)  # odd N: the started event failed
+            if n % 2 == 1 and refused < 3:  # refused before the change (backtests have no lookup by tag)
+                method, url, body = _state_changes(tag)[refused]
+                if url.startswith("/prices"):
+                    assert client.get(url, headers=admin).status_code == 404
+                elif url == "/users":
+                    assert f"u{tag}" not in {u["username"] for u in client.get("/users", headers=admin).json()}
+                else:
+                    assert f"c{tag}" not in {c["client_id"] for c in client.get("/clients", headers=admin).json()}
+        # A single failed write (the retry succeeds on a fresh connection) is invisible to clients: all succeed,
+        # each with exactly one success event.
+        for n in range(1, 9):
+            calls = 0
+
+            def failing_once(cur: Any, rows: Any, n: int = n) -> Any:
+                nonlocal calls
+                calls += 1
+                if calls == n:
+                    raise sqlite3.OperationalError("disk I/O error (injected)")
+                return real_insert_rows(cur, rows)
+
+            store._insert_rows = failing_once
+            tag = f"once{n}"
+            statuses = [client.request(method, url, json=body, headers={**admin, "X-Request-ID": f"{tag}-{i}"})
+                        .status_code for i, (method, url, body) in enumerate(_state_changes(tag))]
+            store._insert_rows = real_insert_rows
+            assert statuses == [200, 201, 201, 201], (n, statuses)
+            successes = [e for e in _events_of(client, admin, tag, 4) if e["outcome"] == "success"]
+            assert sorted(e["correlation_id"] for e in successes) == [f"{tag}-{i}" for i in range(4)]
+        recovered = _send_all(client, admin, _state_changes("nth-after"), "nth-after")
+        assert [r.status_code for r in recovered] == [200, 201, 201, 201]
+        report = client.get("/audit/verify", headers=admin).json()
+        assert report["ok"] is True, report
+    assert _integrity(settings.data_dir / "genesis.db") == "ok"
+
+
+class _ShortThenFullDisk:
+    """``os`` for the log sinks, whose Nth ``write`` is cut short and whose next one fails with ENOSPC."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: Any) -> int:
+        self.calls += 1
+        if self.calls == self.n:
+            return os.write(fd, bytes(data)[: max(1, len(data) // 2)])  # a torn line on disk, for now
+        if self.calls == self.n + 1:
+            raise OSError(28, "No space left on device (injected)")
+        return os.write(fd, data)
+
+
+def test_the_nth_log_write_cut_short_never_fails_a_request_nor_leaves_a_torn_line(
+    tmp_path: Path, fresh_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """SQLite's fault-injection loop, at the log sinks: for every N, the Nth write is short and the next fails."""
+    from genesis.audit import sinks
+
+    logs = tmp_path / "logs"
+    settings = fresh_settings(rate_limits_enabled=False, log_dir=logs)
+    with TestClient(create_app(settings)) as client:
+        admin = bearer(token_for(client)["access_token"])
+        flush = client.app.state.runtime.log_runtime.flush  # type: ignore[attr-defined]
+        for n in range(1, 13):
+            flush(5.0)
+            faulty = _ShortThenFullDisk(n)
+            monkeypatch.setattr(sinks, "os", faulty)
+            statuses = [client.get("/me", headers={**admin, "X-Request-ID": f"log{n}-{i}"}).status_code
+                        for i in range(4)]
+            flush(5.0)
+            monkeypatch.setattr(sinks, "os", os)
+            assert statuses == [200] * 4, (n, statuses)
+            assert faulty.calls > n + 1, (n, faulty.calls)  # the fault was reached and writing went on after it
+        assert client.get("/me", headers={**admin, "X-Request-ID": "log-after"}).status_code == 200
+        flush(5.0)
+    files = list(logs.glob("genesis*.log"))
+    assert files
+    text = ""
+    for path in files:
+        for raw in path.read_bytes().splitlines():
+            if raw:
+                strict_json(raw)  # every line whole: the short writes were truncated back
+        text += path.read_text("utf-8")
+    assert "log-after" in text and "log12-3" in text  # logging went on after every fault
+    assert "No space left on device" in capfd.readouterr().err  # reported
