@@ -30,8 +30,8 @@ test: lint unit ## Everything CI runs
 fuzz: install ## A longer schemathesis run
 	GENESIS_FUZZ_EXAMPLES=500 $(BIN)/pytest tests/reliability -k fuzz
 
-soak: install ## A 60-second soak at a steady rate, then 100 kill-and-check runs
-	$(BIN)/python -m tests.reliability.soak --seconds 60
+soak: install ## A 60-second soak at 500 req/s, then 100 kill-and-check runs
+	$(BIN)/python -m bench.soak --seconds 60 --rate 500 --threads 12
 	GENESIS_KILL_RUNS=100 $(BIN)/pytest tests/reliability/test_faults_kill.py
 
 bench: install ## Benchmarks against same-run anchors; writes bench/results.json

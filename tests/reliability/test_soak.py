@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.soak import soak
+from bench.soak import soak
 
 SOAK_SECONDS = float(os.environ.get("GENESIS_SOAK_SECONDS", "5"))
 SOAK_RATE = float(os.environ.get("GENESIS_SOAK_RATE", "100"))

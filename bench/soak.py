@@ -1,7 +1,7 @@
 """Soak: a steady request rate against a live ``genesis serve`` for a while; zero 5xx and zero lost audit events.
 
-    python -m tests.reliability.soak --seconds 60 --rate 100    # what `make soak` runs
-    python -m tests.reliability.soak --seconds 5 --json out.json
+    python -m bench.soak --seconds 60 --rate 500 --threads 12    # what `make soak` runs
+    python -m bench.soak --seconds 5 --json out.json
 
 An open-loop schedule (requests are due at fixed times whether or not earlier ones have answered, so a slow server
 cannot slow the load down and hide its latency) spreads authenticated POST /prices, GET /me, GET /prices and
@@ -166,7 +166,7 @@ def soak(*, seconds: float, rate: float, threads: int, workers: int, data_dir: P
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.reliability.soak", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to keep the load on (default 60)")
     parser.add_argument("--rate", type=float, default=100.0, help="requests per second (default 100)")
     parser.add_argument("--threads", type=int, default=8, help="client threads (default 8)")
