@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="A request whose headers are not complete this long after it began gets 408."
     )
+    compute_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="A large computation (backtest, scan) not done by then answers 503."
+    )
+    compute_max_concurrent: int | None = Field(
+        None, ge=1, le=256, description="Large computations running at once per worker; unset = CPU count."
+    )
 
     # --- authentication ----------------------------------------------------
     secret_key: SecretStr | None = Field(None, description="JWT signing key; unset = generated once in data_dir.")

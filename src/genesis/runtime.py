@@ -22,6 +22,7 @@ from genesis.errors import Unavailable
 from genesis.security.tokens import TokenCodec
 from genesis.services.anomalies import AnomalyService
 from genesis.services.auth import AuthService
+from genesis.services.compute import configure_compute
 from genesis.services.limiter import Limiter
 from genesis.storage.audit_sql import open_audit_store
 from genesis.storage.backtests import SqlBacktestStore
@@ -64,6 +65,8 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings, *, on_limiter_degraded: Any = None) -> Runtime:
         """Create the collaborators (no I/O beyond reading or creating the signing key)."""
+        configure_compute(timeout_seconds=settings.compute_timeout_seconds,
+                          max_concurrent=settings.compute_max_concurrent)
         engine = create_engine(
             settings.db_url, pool_size=settings.database_pool_size,
             max_overflow=settings.database_max_overflow, timeout=settings.database_timeout_seconds,
