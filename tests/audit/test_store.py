@@ -372,3 +372,25 @@ def test_a_damaged_export_line_is_reported_not_raised(store: AuditStore, tmp_pat
     summary.path.write_text("".join([*lines[:3], '{"type":"event", broken\n', *lines[3:]]), "utf-8")
     report = verify_export(summary.path)
     assert not report.ok and report.kind == "modified"
+
+
+@pytest.mark.postgres
+def test_postgresql_commits_are_synchronous_whatever_the_url_or_server_default(pg_url: str) -> None:
+    opened = open_audit_store(pg_url + "%20-csynchronous_commit%3Doff")  # the URL asks for async commits
+    try:
+        opened.append([make_event(0)])
+        assert opened._conn().execute("SHOW synchronous_commit").fetchone() == ("on",)  # type: ignore[attr-defined]
+    finally:
+        opened.close()
+
+
+def test_sqlite_commits_are_fsynced(store_url: str) -> None:
+    if not store_url.startswith("sqlite"):
+        pytest.skip("SQLite only")
+    opened = open_audit_store(store_url)
+    try:
+        conn = opened._conn()  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL: the WAL is fsynced at every commit
+    finally:
+        opened.close()

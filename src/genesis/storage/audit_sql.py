@@ -442,7 +442,11 @@ class PostgresAuditStore(_DbapiAuditStore):
         self.operational_errors = (psycopg.OperationalError,)
 
     def _connect(self) -> Any:
-        return self._psycopg.connect(self.conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout_seconds)))
+        conn = self._psycopg.connect(self.conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout_seconds)))
+        # An acknowledged event must survive a power cut: a server, role or URL default of
+        # synchronous_commit=off (or local) would acknowledge commits before the WAL flush.
+        conn.execute("SET synchronous_commit = on")
+        return conn
 
     def _sql(self, sql: str) -> str:
         return sql.replace("?", "%s")
