@@ -85,7 +85,7 @@ def create_engine(
         )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas(timeout))
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
@@ -93,3 +93,13 @@ def create_engine(
         pool_pre_ping=True,
         connect_args={"connect_timeout": max(1, int(timeout))},
     )
+    event.listen(engine.sync_engine, "connect", _postgresql_session)
+    return engine
+
+
+def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+    """What is acknowledged is on disk: whatever the server, role or URL default, commits wait for the WAL flush."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("SET synchronous_commit = on")
+    cursor.close()
+    dbapi_connection.commit()  # a SET inside a transaction that is rolled back would be undone
