@@ -384,10 +384,8 @@ def test_postgresql_commits_are_synchronous_whatever_the_url_or_server_default(p
         opened.close()
 
 
-def test_sqlite_commits_are_fsynced(store_url: str) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("SQLite only")
-    opened = open_audit_store(store_url)
+def test_sqlite_commits_are_fsynced(sqlite_url: str) -> None:
+    opened = open_audit_store(sqlite_url)
     try:
         conn = opened._conn()  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
@@ -38,19 +38,6 @@ Timestamp = Annotated[datetime, BeforeValidator(_rfc3339_text)]
 # turns the text into microseconds with ``genesis.timeutil.rfc3339_to_us`` (which refuses February 30).
 TimestampText = Annotated[str, Field(pattern=RFC3339_PATTERN, max_length=40, json_schema_extra={"format": "date-time"},
                                      examples=["2026-01-02T03:04:05Z"])]
-
-
-def representable_in_utc(value: datetime) -> bool:
-    """Whether ``value`` is an instant Python can show in UTC (0001-01-01 to 9999-12-31).
-
-    ``0001-01-01T00:00:00+01:00`` is valid RFC 3339 but falls before year 1 in UTC: fine as a query bound, but a
-    stored price at that instant could never be read back. A domain limit no JSON Schema format states.
-    """
-    try:
-        value.astimezone(UTC) if value.tzinfo is not None else value
-    except OverflowError:
-        return False
-    return True
 
 
 def _json_integer(value: object) -> object:
