@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import text
@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.audit import AuditStore, AuditWriter, LoggingRuntime, new_event, setup_logging
 from genesis.audit.context import get_correlation_id, new_correlation_id
+from genesis.audit.events import now_us
+from genesis.audit.refusals import RefusalWindows
 from genesis.config import Settings
 from genesis.errors import Unavailable
 from genesis.security.tokens import TokenCodec
@@ -57,7 +59,9 @@ class Runtime:
     anomalies: AnomalyService
     audit_store: AuditStore | None = None
     log_runtime: LoggingRuntime | None = None
+    refusals: RefusalWindows = field(default_factory=RefusalWindows)
     _audit_retry_at: float = 0.0
+    _refusal_task: asyncio.Task[None] | None = None
     _console_logging: bool | None = None
     _partition_task: asyncio.Task[None] | None = None
     writer: AuditWriter | None = None
@@ -94,6 +98,7 @@ class Runtime:
             settings=settings, engine=engine, users=users, clients=clients, tokens=tokens,
             prices=prices, backtests=SqlBacktestStore(engine), limiter=limiter, codec=codec,
             auth=auth, anomalies=AnomalyService(prices),
+            refusals=RefusalWindows(settings.audit_refusal_window_seconds),
         )
 
     @staticmethod
@@ -160,6 +165,41 @@ class Runtime:
         assert self.writer is not None
         await self.writer.write_async(new_event(**fields))
 
+    async def record_refusal(self, fields: dict[str, Any]) -> None:
+        """Record a rate-limit refusal: the first of its window durably, later ones as a count.
+
+        See ``genesis.audit.refusals``; the counts become summary events when their window
+        closes (checked here, by a background task, and at shutdown).
+
+        Raises:
+            Unavailable: a refusal to be audited in full could not be committed.
+        """
+        now = time.monotonic()
+        self._submit_refusal_summaries(self.refusals.due(now=now))
+        if self._refusal_task is None and self.refusals.window_seconds > 0:
+            self._refusal_task = asyncio.create_task(self._summarise_refusals())
+        key = (str(fields.get("actor") or "anonymous"), str(fields.get("source_ip") or ""),
+               str(fields.get("action") or fields.get("path") or ""))
+        if self.refusals.admit(key, fields, now=now, now_us=now_us()):
+            await self.record_request(fields)
+
+    def _submit_refusal_summaries(self, summaries: list[Any]) -> None:
+        """Queue summary events without waiting: a lost count never fails a request."""
+        for summary in summaries:
+            try:
+                if self.writer is None:
+                    raise Unavailable("the audit trail is not running", component="audit")
+                self.writer.submit(new_event(**summary.event_fields(), correlation_id=new_correlation_id()))
+            except Exception as exc:
+                log.error("could not record %d rate-limited requests of %s: %s", summary.count, summary.key,
+                          type(exc).__name__)
+
+    async def _summarise_refusals(self) -> None:
+        period = max(1.0, self.refusals.window_seconds / 2)
+        while True:
+            await asyncio.sleep(period)
+            self._submit_refusal_summaries(self.refusals.due(now=time.monotonic()))
+
     async def record_admin(
         self, action: str, message: str, *, target: str, actor: str = "cli", metadata: dict[str, Any] | None = None
     ) -> None:
@@ -205,6 +245,10 @@ class Runtime:
         if self._partition_task is not None:
             self._partition_task.cancel()
             self._partition_task = None
+        if self._refusal_task is not None:
+            self._refusal_task.cancel()
+            self._refusal_task = None
+        self._submit_refusal_summaries(self.refusals.drain())  # committed by the writer's drain below
         if self.log_runtime is not None:
             await asyncio.to_thread(self.log_runtime.close)
             self.log_runtime = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from fastapi.testclient import TestClient
@@ -73,3 +74,47 @@ def test_login_is_throttled_per_address(make_settings: Callable[..., Settings]) 
         codes = [client.post("/token", data={"grant_type": "password", "username": f"user{i}",
                                              "password": "wrong-password"}).status_code for i in range(4)]
     assert codes == [400, 400, 400, 429]
+
+
+def test_a_flood_of_429s_costs_one_audit_row_per_window_plus_one_summary(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings(rate_limit_health="2/minute", audit_refusal_window_seconds=60)
+    with TestClient(create_app(settings)) as client:
+        statuses = [client.get("/health", headers={"X-Request-ID": f"flood-{i}"}).status_code for i in range(12)]
+        assert statuses == [200, 200] + [429] * 10
+    with TestClient(create_app(settings)) as client:  # the first app's shutdown wrote the pending count
+        auditor = bearer(token_for(client)["access_token"])
+        events = client.get("/audit/events", params={"action": "health", "limit": 100}, headers=auditor).json()
+        refused = [e for e in events["events"] if e["status"] == 429]
+        assert [e["correlation_id"] for e in refused] == ["flood-2"]  # the first refusal, in full
+        summaries = client.get("/audit/events", params={"action": "ratelimit.refused.summary"},
+                               headers=auditor).json()["events"]
+        assert len(summaries) == 1
+        (summary,) = summaries
+        assert summary["metadata"]["refused"] == 9 and summary["status"] == 429
+        assert summary["source_ip"] == refused[0]["source_ip"] and summary["path"] == "/health"
+        assert client.get("/audit/verify", headers=auditor).json()["ok"] is True
+
+
+def test_a_zero_refusal_window_audits_every_429(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(rate_limit_health="1/minute", audit_refusal_window_seconds=0)
+    with TestClient(create_app(settings)) as client:
+        assert [client.get("/health").status_code for _ in range(4)] == [200, 429, 429, 429]
+        auditor = bearer(token_for(client)["access_token"])
+        events = client.get("/audit/events", params={"action": "health"}, headers=auditor).json()["events"]
+        assert sum(e["status"] == 429 for e in events) == 3
+
+
+def test_a_closed_window_is_summarised_while_the_server_runs(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(rate_limit_health="1/minute", audit_refusal_window_seconds=1)
+    with TestClient(create_app(settings)) as client:
+        assert [client.get("/health").status_code for _ in range(5)] == [200, 429, 429, 429, 429]
+        auditor = bearer(token_for(client)["access_token"])
+        deadline = time.monotonic() + 10
+        summaries: list[dict[str, object]] = []
+        while not summaries and time.monotonic() < deadline:
+            time.sleep(0.2)
+            summaries = client.get("/audit/events", params={"action": "ratelimit.refused.summary"},
+                                   headers=auditor).json()["events"]
+        assert [s["metadata"]["refused"] for s in summaries] == [3]  # type: ignore[index]

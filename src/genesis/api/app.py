@@ -100,7 +100,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     async def record_audit(record: RequestAudit, fields: dict[str, Any]) -> None:
         runtime = holder.get("runtime")
-        if runtime is not None:
+        if runtime is None:
+            return
+        if fields.get("status") == 429:  # a flood of refusals must not become a flood of durable writes
+            await runtime.record_refusal(fields)
+        else:
             await runtime.record_request(fields)
 
     app.add_middleware(
