@@ -105,6 +105,10 @@ class Settings(BaseSettings):
         default_factory=list, description="PEM public keys of other hosts' checkpoint signers (comma-separated paths)."
     )
     audit_retention_days: int = Field(365, ge=0, description="Archiving newer events than this is refused.")
+    audit_verify_interval_seconds: float = Field(
+        300.0, ge=0, le=86_400,
+        description="Re-verify the audit chain this often (incrementally; the first check covers all); 0 = never.",
+    )
     audit_refusal_window_seconds: float = Field(
         60.0, ge=0, le=3600,
         description="Rate-limit refusals of one actor, address and route within this window: the first audited in "

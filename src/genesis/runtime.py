@@ -7,6 +7,7 @@ implementations.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from genesis.audit import AuditStore, AuditWriter, LoggingRuntime, new_event, setup_logging
 from genesis.audit.context import get_correlation_id, new_correlation_id
 from genesis.audit.events import now_us
+from genesis.audit.monitor import ChainMonitor, ChainState
 from genesis.audit.refusals import RefusalWindows
 from genesis.config import Settings
 from genesis.errors import Unavailable
@@ -40,6 +42,7 @@ from genesis.storage.users import SqlUserStore
 log = logging.getLogger("genesis.runtime")
 
 PARTITION_CHECK_SECONDS = 6 * 3600
+FULL_VERIFY_SECONDS = 3600.0  # scheduled checks are incremental; one an hour re-reads the whole chain
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Runtime:
     refusals: RefusalWindows = field(default_factory=RefusalWindows)
     _audit_retry_at: float = 0.0
     _refusal_task: asyncio.Task[None] | None = None
+    _monitor_task: asyncio.Task[None] | None = None
+    monitor: ChainMonitor | None = None
     _console_logging: bool | None = None
     _partition_task: asyncio.Task[None] | None = None
     writer: AuditWriter | None = None
@@ -140,7 +145,48 @@ class Runtime:
             self._partition_task = asyncio.create_task(self._keep_partitions_ahead())
         self.log_runtime = await asyncio.to_thread(setup_logging, self._log_settings(), store=store)
         self.writer = self.log_runtime.writer
+        if self.settings.audit_verify_interval_seconds > 0 and self._monitor_task is None:
+            self._monitor_task = asyncio.create_task(self._verify_continuously(store))
         return self.writer is not None
+
+    async def _verify_continuously(self, store: AuditStore) -> None:
+        """Re-verify the chain on a schedule (see ``genesis.audit.monitor``); report each new break once."""
+        from genesis.services.audit_trail import trusted_public_keys
+
+        interval = self.settings.audit_verify_interval_seconds
+        await asyncio.sleep(min(interval, 10.0))  # let the process start serving first
+        hmac_key = self.settings.audit_hmac_key.get_secret_value() if self.settings.audit_hmac_key else None
+        reported: str | None = None
+        last_full = time.monotonic()
+        while True:
+            try:
+                if self.monitor is None:
+                    keys = await asyncio.to_thread(trusted_public_keys, self.settings.data_dir,
+                                                   self.settings.audit_public_keys)
+                    self.monitor = ChainMonitor(store, hmac_key=hmac_key, public_key=keys)
+                full = time.monotonic() - last_full >= FULL_VERIFY_SECONDS
+                state = await asyncio.to_thread(functools.partial(self.monitor.check, full=full))
+                if full:
+                    last_full = time.monotonic()
+                reported = self._report_chain_state(state, reported)
+            except Exception as exc:  # the store may be away; the next round tries again
+                log.warning("scheduled audit verification could not run: %s", type(exc).__name__)
+            await asyncio.sleep(interval)
+
+    def _report_chain_state(self, state: ChainState, reported: str | None) -> str | None:
+        problem = state.problem
+        if problem is None:
+            if reported is not None:
+                log.warning("audit chain verifies again (through seq %d)", state.verified_seq)
+            return None
+        if problem != reported:
+            log.error("AUDIT CHAIN BROKEN: %s", problem)
+            if self.writer is not None:
+                self.writer.submit(new_event("audit.verify.failed", outcome="failure", level="ERROR",
+                                             message=f"scheduled verification: {problem}",
+                                             metadata={"verified_seq": state.verified_seq},
+                                             correlation_id=new_correlation_id()))
+        return problem
 
     async def _keep_partitions_ahead(self) -> None:
         """Create next months' audit partitions now and every few hours (PostgreSQL)."""
@@ -245,9 +291,10 @@ class Runtime:
         if self._partition_task is not None:
             self._partition_task.cancel()
             self._partition_task = None
-        if self._refusal_task is not None:
-            self._refusal_task.cancel()
-            self._refusal_task = None
+        for task in (self._refusal_task, self._monitor_task):
+            if task is not None:
+                task.cancel()
+        self._refusal_task = self._monitor_task = None
         self._submit_refusal_summaries(self.refusals.drain())  # committed by the writer's drain below
         if self.log_runtime is not None:
             await asyncio.to_thread(self.log_runtime.close)

@@ -53,3 +53,10 @@ LOG_DROPPED = _get(
     "Log records dropped (queue full or sink failing), by reason.",
     labelnames=("reason",),
 )
+AUDIT_CHAIN_VERIFIED = _get(
+    Gauge, "genesis_audit_chain_verified", "1 when the last scheduled verification found the chain intact, else 0."
+)
+AUDIT_VERIFIED_SEQ = _get(Gauge, "genesis_audit_chain_verified_seq", "Last sequence number verified on schedule.")
+AUDIT_CHECKPOINT_AGE = _get(
+    Gauge, "genesis_audit_chain_last_checkpoint_age_seconds", "Age of the newest signed checkpoint at the last check."
+)
