@@ -456,12 +456,16 @@ def test_the_nth_log_write_cut_short_never_fails_a_request_nor_leaves_a_torn_lin
             flush(5.0)
             faulty = _ShortThenFullDisk(n)
             monkeypatch.setattr(sinks, "os", faulty)
-            statuses = [client.get("/me", headers={**admin, "X-Request-ID": f"log{n}-{i}"}).status_code
-                        for i in range(4)]
-            flush(5.0)
+            statuses: list[int] = []
+            for _ in range(20):  # until the fault was reached and writing went on after it (batching varies)
+                statuses += [client.get("/me", headers={**admin, "X-Request-ID": f"log{n}-{len(statuses)}"})
+                             .status_code for _ in range(4)]
+                flush(5.0)
+                if faulty.calls > n + 1:
+                    break
             monkeypatch.setattr(sinks, "os", os)
-            assert statuses == [200] * 4, (n, statuses)
-            assert faulty.calls > n + 1, (n, faulty.calls)  # the fault was reached and writing went on after it
+            assert statuses == [200] * len(statuses), (n, statuses)
+            assert faulty.calls > n + 1, (n, faulty.calls)
         assert client.get("/me", headers={**admin, "X-Request-ID": "log-after"}).status_code == 200
         flush(5.0)
     files = list(logs.glob("genesis*.log"))
@@ -472,5 +476,5 @@ def test_the_nth_log_write_cut_short_never_fails_a_request_nor_leaves_a_torn_lin
             if raw:
                 strict_json(raw)  # every line whole: the short writes were truncated back
         text += path.read_text("utf-8")
-    assert "log-after" in text and "log12-3" in text  # logging went on after every fault
+    assert "log-after" in text and "log12-" in text  # logging went on after every fault
     assert "No space left on device" in capfd.readouterr().err  # reported
