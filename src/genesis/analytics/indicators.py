@@ -27,8 +27,8 @@ import numpy as np
 import numpy.typing as npt
 import talib
 
-from genesis.analytics.params import ParamSpec, resolve_params
-from genesis.analytics.types import FloatArray, ParamValue
+from genesis.analytics.params import ParametrizedSpec, ParamSpec
+from genesis.analytics.types import FloatArray
 from genesis.analytics.validation import as_prices, check_float, check_period
 from genesis.errors import InvalidInput
 
@@ -335,17 +335,13 @@ def roc(prices: npt.ArrayLike, period: int = 10) -> FloatArray:
 
 
 @dataclass(frozen=True, slots=True)
-class IndicatorSpec:
+class IndicatorSpec(ParametrizedSpec):
     """What an API layer needs to know about one indicator.
 
     Attributes
     ----------
-    name : str
-        Lowercase registry key.
-    summary : str
-        One line for listings.
-    params : tuple of ParamSpec
-        Accepted keyword parameters with defaults and per-value bounds.
+    name, summary, params
+        See :class:`~genesis.analytics.params.ParametrizedSpec`.
     outputs : tuple of str
         Names of the output arrays, in the order :meth:`compute` returns them.
     warmup_rule : str
@@ -357,17 +353,10 @@ class IndicatorSpec:
         :meth:`warmup`, which fills in defaults and validates.
     """
 
-    name: str
-    summary: str
-    params: tuple[ParamSpec, ...]
     outputs: tuple[str, ...]
     warmup_rule: str
     function: Callable[..., FloatArray | tuple[FloatArray, ...]]
     warmup_of: Callable[..., int]
-
-    def resolve(self, params: Mapping[str, object] | None = None) -> dict[str, ParamValue]:
-        """Validate ``params`` (unknown names, types, bounds) and fill in defaults."""
-        return resolve_params(self.name, self.params, params)
 
     def warmup(self, **params: object) -> int:
         """Return the number of leading NaN values for these parameters (defaults filled in)."""
@@ -381,14 +370,8 @@ class IndicatorSpec:
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready description: name, summary, params, outputs, warm-up."""
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "params": [p.describe() for p in self.params],
-            "outputs": list(self.outputs),
-            "warmup": self.warmup(),
-            "warmup_rule": self.warmup_rule,
-        }
+        return {**ParametrizedSpec.describe(self), "outputs": list(self.outputs), "warmup": self.warmup(),
+                "warmup_rule": self.warmup_rule}
 
 
 def _period(default: int) -> ParamSpec:

@@ -17,7 +17,7 @@ from genesis.analytics.types import ParamValue
 from genesis.analytics.validation import check_float, check_int
 from genesis.errors import InvalidInput
 
-__all__ = ["ParamSpec", "resolve_params"]
+__all__ = ["ParamSpec", "ParametrizedSpec", "resolve_params"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +104,33 @@ def resolve_params(
         accepted = ", ".join(names) if names else "none"
         raise InvalidInput(f"unknown parameter(s) for {owner}: {', '.join(map(str, unknown))}; accepted: {accepted}")
     return {spec.name: spec.validate(given.get(spec.name, spec.default)) for spec in specs}
+
+
+@dataclass(frozen=True, slots=True)
+class ParametrizedSpec:
+    """What every registry entry has: a name, a one-line summary and its parameters.
+
+    :class:`~genesis.analytics.indicators.IndicatorSpec` and
+    :class:`~genesis.analytics.strategies.SignalStrategySpec` add what they compute.
+
+    Attributes
+    ----------
+    name : str
+        Lowercase registry key.
+    summary : str
+        One line for listings.
+    params : tuple of ParamSpec
+        Accepted keyword parameters with defaults and per-value bounds.
+    """
+
+    name: str
+    summary: str
+    params: tuple[ParamSpec, ...]
+
+    def resolve(self, params: Mapping[str, object] | None = None) -> dict[str, ParamValue]:
+        """Validate ``params`` (unknown names, types, bounds) and fill in defaults."""
+        return resolve_params(self.name, self.params, params)
+
+    def describe(self) -> dict[str, Any]:
+        """Return a JSON-ready description: name, summary and params (subclasses add theirs)."""
+        return {"name": self.name, "summary": self.summary, "params": [p.describe() for p in self.params]}

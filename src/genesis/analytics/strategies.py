@@ -25,8 +25,8 @@ import numpy as np
 import numpy.typing as npt
 
 from genesis.analytics import indicators
-from genesis.analytics.params import ParamSpec, resolve_params
-from genesis.analytics.types import FloatArray, ParamValue, SignalStrategy
+from genesis.analytics.params import ParametrizedSpec, ParamSpec
+from genesis.analytics.types import FloatArray, SignalStrategy
 from genesis.analytics.validation import as_prices, check_float, check_int
 from genesis.errors import InvalidInput
 
@@ -355,32 +355,21 @@ def _hold_state(entry: npt.NDArray[np.bool_], exit_: npt.NDArray[np.bool_]) -> F
 
 
 @dataclass(frozen=True, slots=True)
-class SignalStrategySpec:
+class SignalStrategySpec(ParametrizedSpec):
     """What an API layer needs to know about one signal strategy.
 
     Attributes
     ----------
-    name : str
-        Lowercase registry key.
-    summary : str
-        One line for listings.
-    params : tuple of ParamSpec
-        Keyword parameters with defaults and per-value bounds.
+    name, summary, params
+        See :class:`~genesis.analytics.params.ParametrizedSpec`.
     position_range : tuple of float
         Bounds of the positions the strategy emits.
     factory : callable
         The strategy class; prefer :meth:`create`, which fills in defaults and validates.
     """
 
-    name: str
-    summary: str
-    params: tuple[ParamSpec, ...]
     position_range: tuple[float, float]
     factory: Callable[..., SignalStrategy]
-
-    def resolve(self, params: Mapping[str, object] | None = None) -> dict[str, ParamValue]:
-        """Validate ``params`` (unknown names, types, bounds) and fill in defaults."""
-        return resolve_params(self.name, self.params, params)
 
     def create(self, **params: object) -> SignalStrategy:
         """Build the strategy; cross-parameter rules (e.g. ``fast < slow``) are checked here."""
@@ -388,12 +377,7 @@ class SignalStrategySpec:
 
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready description: name, summary, params, position range."""
-        return {
-            "name": self.name,
-            "summary": self.summary,
-            "params": [p.describe() for p in self.params],
-            "position_range": list(self.position_range),
-        }
+        return {**ParametrizedSpec.describe(self), "position_range": list(self.position_range)}
 
 
 def _level(name: str, default: float, description: str) -> ParamSpec:
