@@ -85,3 +85,14 @@ def test_an_edit_inside_the_verified_prefix_takes_a_full_check(store: AuditStore
     assert monitor.check().ok  # incremental: continues from the remembered hash of seq 10
     state = monitor.check(full=True)
     assert not state.ok and state.report is not None and state.report.first_bad_seq == 3
+
+
+def test_the_verified_gauge_is_unknown_not_zero_before_any_check() -> None:
+    import math
+    import subprocess
+    import sys
+
+    code = ("import genesis.audit.metrics; from prometheus_client import REGISTRY; "
+            "print(REGISTRY.get_sample_value('genesis_audit_chain_verified'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert math.isnan(float(out))

@@ -60,3 +60,7 @@ AUDIT_VERIFIED_SEQ = _get(Gauge, "genesis_audit_chain_verified_seq", "Last seque
 AUDIT_CHECKPOINT_AGE = _get(
     Gauge, "genesis_audit_chain_last_checkpoint_age_seconds", "Age of the newest signed checkpoint at the last check."
 )
+# Unknown until a scheduled check has run (or when checks are off): NaN, so that an alert on
+# "verified == 0" fires for a broken chain only, not for a worker that has not looked yet.
+for _gauge in (AUDIT_CHAIN_VERIFIED, AUDIT_VERIFIED_SEQ, AUDIT_CHECKPOINT_AGE):
+    _gauge.set(float("nan"))
