@@ -224,6 +224,24 @@ def test_the_header_deadline_restarts_for_each_request_on_a_kept_alive_connectio
     assert answer.startswith(b"HTTP/1.1 408"), answer
 
 
+def test_blank_lines_between_requests_do_not_escape_the_deadline(server: LiveServer) -> None:
+    # The parser skips CRLFs between requests without beginning a message, and uvicorn cancels its keep-alive
+    # timer on any byte: without our arming on idle bytes, one CRLF would hold the connection for ever.
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+        sock.sendall(b"\r\n")
+        elapsed, answer = _answer_and_close(sock, drip=False)
+    assert elapsed < HEADER_TIMEOUT + 2, (elapsed, answer)
+
+
+def test_pipelined_requests_are_all_answered(server: LiveServer) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        answers = [_read_response(sock) for _ in range(3)]
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
+
+
 def test_headers_past_the_hard_bound_are_refused_before_they_are_buffered(server: LiveServer) -> None:
     answer: bytes | None = None
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:

@@ -57,17 +57,27 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self._header_deadline.cancel()
             self._header_deadline = None
 
+    def _busy(self) -> bool:
+        """A response is being produced or sent, or pipelined requests wait for one."""
+        return (self.cycle is not None and not self.cycle.response_complete) or bool(self.pipeline)
+
     def _headers_overdue(self) -> None:
         self._header_deadline = None
-        if self._awaiting_headers:
-            self._refuse(b"408 Request Timeout", b"request headers not received in time")
+        if not self._awaiting_headers:
+            return
+        if self._busy():
+            # A pipelined request's headers may be stalled by us: uvicorn stops reading while earlier
+            # requests are served. Its clock starts again once they are done.
+            self._awaiting_headers = False
+            self._arm()
+            return
+        self._refuse(b"408 Request Timeout", b"request headers not received in time")
 
     def _refuse(self, status_line: bytes, message: bytes) -> None:
         self._disarm()
         if self.transport.is_closing():
             return
-        busy = self.cycle is not None and not self.cycle.response_complete
-        if not busy:  # never write into a response that is still being sent
+        if not self._busy():  # never write into a response that is still being sent
             self.transport.write(_answer(status_line, message))
         self.transport.close()
 
@@ -83,10 +93,17 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         was_awaiting = self._awaiting_headers
         super().data_received(data)
+        if self.transport.is_closing():
+            return
         if was_awaiting and self._awaiting_headers:
+            # Counted per read: the bound is HARD_HEADER_BYTES plus at most one read.
             self._header_bytes += len(data)
             if self._header_bytes > HARD_HEADER_BYTES:
                 self._refuse(b"431 Request Header Fields Too Large", b"request headers too large")
+        elif not self._awaiting_headers and not self._busy():
+            # Bytes that began no request (blank lines between requests are skipped by the parser
+            # without on_message_begin) cancelled uvicorn's keep-alive timer: the deadline holds them.
+            self._arm()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
