@@ -109,6 +109,13 @@ class Settings(BaseSettings):
         300.0, ge=0, le=86_400,
         description="Re-verify the audit chain this often (incrementally; the first check covers all); 0 = never.",
     )
+
+    @field_validator("audit_verify_interval_seconds")
+    @classmethod
+    def _verify_interval(cls, value: float) -> float:
+        if 0 < value < 0.5:
+            raise ValueError("must be 0 (off) or at least 0.5 seconds")
+        return value
     audit_refusal_window_seconds: float = Field(
         60.0, ge=0, le=3600,
         description="Rate-limit refusals of one actor, address and route within this window: the first audited in "

@@ -7,6 +7,7 @@ implementations.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import time
@@ -223,11 +224,16 @@ class Runtime:
         now = time.monotonic()
         self._submit_refusal_summaries(self.refusals.due(now=now))
         if self._refusal_task is None and self.refusals.window_seconds > 0:
-            self._refusal_task = asyncio.create_task(self._summarise_refusals())
+            # A fresh context: the task outlives this request and must not log under its correlation id.
+            self._refusal_task = asyncio.create_task(self._summarise_refusals(), context=contextvars.Context())
         key = (str(fields.get("actor") or "anonymous"), str(fields.get("source_ip") or ""),
                str(fields.get("action") or fields.get("path") or ""))
         if self.refusals.admit(key, fields, now=now, now_us=now_us()):
-            await self.record_request(fields)
+            try:
+                await self.record_request(fields)
+            except BaseException:
+                self.refusals.forget(key)  # the next refusal is audited in full again
+                raise
 
     def _submit_refusal_summaries(self, summaries: list[Any]) -> None:
         """Queue summary events without waiting: a lost count never fails a request."""

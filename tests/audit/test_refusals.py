@@ -52,3 +52,12 @@ def test_a_zero_window_audits_every_refusal_in_full() -> None:
     windows = RefusalWindows(0)
     assert all(windows.admit(KEY, FIELDS, now=float(t), now_us=t) for t in range(5))
     assert windows.drain() == []
+
+
+def test_forgetting_a_window_audits_the_next_refusal_in_full_and_keeps_pending_counts() -> None:
+    windows = RefusalWindows(60)
+    assert windows.admit(KEY, FIELDS, now=0.0, now_us=0)
+    assert not windows.admit(KEY, FIELDS, now=1.0, now_us=1)
+    windows.forget(KEY)  # e.g. the first refusal's audit write failed
+    assert windows.admit(KEY, FIELDS, now=2.0, now_us=2)
+    assert [s.count for s in windows.due(now=3.0)] == [1]

@@ -82,6 +82,12 @@ class RefusalWindows:
         self._open.move_to_end(key)
         return True
 
+    def forget(self, key: RefusalKey) -> None:
+        """Close ``key``'s window without a summary: its first refusal could not be recorded."""
+        window = self._open.pop(key, None)
+        if window is not None and window.suppressed:
+            self._closed.append(self._summary(key, window))
+
     def due(self, *, now: float) -> list[RefusalSummary]:
         """Summaries of the windows that have closed (and of the oldest ones past ``max_open``)."""
         out, self._closed = self._closed, []
