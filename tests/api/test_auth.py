@@ -250,3 +250,13 @@ def test_a_hash_made_under_older_parameters_is_upgraded_at_the_next_login(client
     upgraded = client.portal.call(runtime.users.get, "lena").password_hash  # type: ignore[union-attr]
     assert upgraded != old_hash and f"m={ARGON2_MEMORY_KIB},t=2,p=1" in upgraded
     assert token_for(client, "lena", "legacy-password")["access_token"]  # the new hash verifies
+
+
+def test_hashing_runs_on_its_own_threads() -> None:
+    import asyncio
+    import threading
+
+    from genesis.security.passwords import run_hashing
+
+    name = asyncio.run(run_hashing(lambda: threading.current_thread().name))
+    assert name.startswith("genesis-hash")

@@ -27,11 +27,13 @@ def test_small_work_runs_inline_and_large_work_in_a_thread_with_the_callers_cont
     configure_compute(timeout_seconds=5)
     main = threading.get_ident()
 
-    async def scenario() -> tuple[int, int]:
-        return await run_sized(10, threading.get_ident), await run_sized(BIG, threading.get_ident)
+    async def scenario() -> tuple[int, int, str]:
+        name = await run_sized(BIG, lambda: threading.current_thread().name)
+        return await run_sized(10, threading.get_ident), await run_sized(BIG, threading.get_ident), name
 
-    inline, threaded = asyncio.run(scenario())
+    inline, threaded, name = asyncio.run(scenario())
     assert inline == main and threaded != main
+    assert name.startswith("genesis-compute")  # its own threads, not the default executor's
 
 
 def test_an_overrunning_computation_answers_unavailable_and_keeps_its_slot_until_it_ends() -> None:

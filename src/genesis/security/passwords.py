@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import os
 import secrets
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
@@ -20,6 +26,11 @@ _HASHER = PasswordHash((_ARGON2,))
 # At most one hash per core at a time: memory stays <= cores x 19 MiB whatever the login burst,
 # and more threads than cores would only make every login slower.
 _SLOTS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
+# The event loop's callers hash on threads of their own: queued logins never hold threads of the
+# default executor that other work (price inserts, audit reads) needs.
+_POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="genesis-hash")
+P = ParamSpec("P")
+R = TypeVar("R")
 # Verifying against this when the user does not exist keeps the response time
 # of "unknown user" close to "wrong password" (no user enumeration by timing).
 # It is a hash of a random secret nobody kept, made with the hasher's default
@@ -31,6 +42,12 @@ _DUMMY_HASH = (_HASHER.hash(secrets.token_urlsafe(16)) if _ARGON2.check_needs_re
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 256
+
+
+async def run_hashing(func: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+    """Run a hashing function of this module on the hashing threads, with the caller's context."""
+    call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_POOL, call)
 
 
 def hash_password(password: str) -> str:

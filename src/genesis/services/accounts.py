@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from dataclasses import dataclass
 
 from genesis.errors import InvalidInput, NotFound
-from genesis.security.passwords import generate_secret, hash_password, password_problem
+from genesis.security.passwords import generate_secret, hash_password, password_problem, run_hashing
 from genesis.security.scopes import ROLES
 from genesis.storage.protocols import ClientRecord, ClientStore, UserRecord, UserStore
 
@@ -38,7 +37,7 @@ async def create_user(*, users: UserStore, username: str, role: str, password: s
     problem = password_problem(password)
     if problem:
         raise InvalidInput(problem)
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await run_hashing(hash_password, password)
     return await users.create(username=username, password_hash=password_hash, role=role)
 
 
@@ -51,7 +50,7 @@ async def set_user_password(*, users: UserStore, username: str, password: str) -
     problem = password_problem(password)
     if problem:
         raise InvalidInput(problem)
-    password_hash = await asyncio.to_thread(hash_password, password)
+    password_hash = await run_hashing(hash_password, password)
     if not await users.set_password(username, password_hash):
         raise NotFound(f"no user named {username!r}")
 
@@ -63,7 +62,7 @@ async def create_client(
     _check_name("client id", client_id)
     _check_role(role)
     secret = generate_secret(32)
-    secret_hash = await asyncio.to_thread(hash_password, secret)
+    secret_hash = await run_hashing(hash_password, secret)
     await clients.create(client_id=client_id, secret_hash=secret_hash, role=role, description=description)
     return NewClient(client_id, secret, role)
 

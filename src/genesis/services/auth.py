@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Literal
 
 from genesis.errors import GenesisError, RateLimited, Unauthenticated
-from genesis.security.passwords import generate_secret, hash_password, verify_and_update_password, verify_password
+from genesis.security.passwords import (
+    generate_secret,
+    hash_password,
+    run_hashing,
+    verify_and_update_password,
+    verify_password,
+)
 from genesis.security.scopes import grant, scopes_for
 from genesis.security.tokens import ACCESS_TYPE, REFRESH_TYPE, TokenClaims, TokenCodec
 from genesis.services.limiter import Limiter
@@ -83,7 +88,7 @@ class AuthService:
     async def password_grant(self, *, username: str, password: str, scope: str | None, source_ip: str) -> TokenGrant:
         await self._throttle(username=username, source_ip=source_ip)
         user = await self.users.get(username)
-        ok, rehashed = await asyncio.to_thread(verify_and_update_password, password,
+        ok, rehashed = await run_hashing(verify_and_update_password, password,
                                                user.password_hash if user else None)
         if user is None or not ok or user.disabled:
             await self._limiter.hit(self._account_limit, "login-fail", username.lower())
@@ -102,7 +107,7 @@ class AuthService:
     ) -> TokenGrant:
         await self._throttle(username=f"client:{client_id}", source_ip=source_ip)
         client = await self.clients.get(client_id)
-        ok = await asyncio.to_thread(verify_password, client_secret, client.secret_hash if client else None)
+        ok = await run_hashing(verify_password, client_secret, client.secret_hash if client else None)
         if client is None or not ok or client.revoked:
             await self._limiter.hit(self._account_limit, "login-fail", f"client:{client_id}".lower())
             raise OAuthError("invalid_client", "client authentication failed", status=401)
@@ -174,7 +179,7 @@ class AuthService:
         generated = None
         if password is None:
             password = generated = generate_secret(18)
-        password_hash = await asyncio.to_thread(hash_password, password)
+        password_hash = await run_hashing(hash_password, password)
         try:
             await self.users.create(username=username, password_hash=password_hash, role="admin")
         except GenesisError:

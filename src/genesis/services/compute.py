@@ -20,6 +20,7 @@ import math
 import os
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 from genesis.errors import Unavailable
@@ -36,6 +37,9 @@ class ComputeLimits:
     def __init__(self, *, timeout_seconds: float = 30.0, max_concurrent: int | None = None) -> None:
         self.timeout_seconds = timeout_seconds
         self.max_concurrent = max_concurrent or max(1, os.cpu_count() or 1)
+        # Threads of their own: computations never take the default executor's threads (SQLite
+        # inserts, audit reads), and an overrun that keeps running holds one of these only.
+        self.executor = ThreadPoolExecutor(max_workers=self.max_concurrent, thread_name_prefix="genesis-compute")
         self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
             weakref.WeakKeyDictionary()
         )
@@ -59,7 +63,7 @@ def configure_compute(*, timeout_seconds: float, max_concurrent: int | None = No
     """Set this process's limits (the runtime does, from GENESIS_COMPUTE_* settings)."""
     global _limits
     _limits = ComputeLimits(timeout_seconds=timeout_seconds, max_concurrent=max_concurrent)
-    return _limits
+    return _limits  # the previous pool's idle threads end when it is collected
 
 
 def _finished(slots: asyncio.Semaphore, future: asyncio.Future[object]) -> None:
@@ -86,7 +90,7 @@ async def run_sized(size: int, func: Callable[P, R], *args: P.args, **kwargs: P.
         raise limits.overrun("no computation slot freed up") from None
     call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
     try:
-        future = loop.run_in_executor(None, call)
+        future = loop.run_in_executor(limits.executor, call)
     except BaseException:
         slots.release()
         raise
