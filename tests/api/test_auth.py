@@ -260,3 +260,16 @@ def test_hashing_runs_on_its_own_threads() -> None:
 
     name = asyncio.run(run_hashing(lambda: threading.current_thread().name))
     assert name.startswith("genesis-hash")
+
+
+def test_a_hash_upgrade_never_undoes_a_password_change_made_meanwhile(client: TestClient) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    old_hash = Argon2Hasher(memory_cost=65_536, time_cost=3, parallelism=4).hash("first-password")
+    client.portal.call(lambda: runtime.users.create(username="rita", password_hash=old_hash, role="trader"))  # type: ignore[union-attr]
+    reset = Argon2Hasher().hash("second-password")
+    client.portal.call(runtime.users.set_password, "rita", reset)  # the reset lands first ...
+    upgraded = client.portal.call(runtime.users.upgrade_password_hash, "rita", old_hash, "$argon2id$new")
+    assert upgraded is False  # ... so the upgrade computed from the old password changes nothing
+    assert client.portal.call(runtime.users.get, "rita").password_hash == reset  # type: ignore[union-attr]

@@ -43,3 +43,19 @@ def test_sqlite_sessions_run_wal_with_full_sync(tmp_path: object) -> None:
         return mode, sync
 
     assert asyncio.run(scenario()) == ("wal", 2)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not PG.startswith(("postgresql", "postgres:")),
+                    reason="GENESIS_TEST_DATABASE_URL is not set to a PostgreSQL URL")
+def test_a_stronger_synchronous_commit_is_kept() -> None:
+    sep = "&" if "?" in PG else "?"
+    engine = create_engine(f"{PG}{sep}options=-csynchronous_commit%3Dremote_apply")
+
+    async def scenario() -> str:
+        async with engine.connect() as conn:
+            value = (await conn.execute(text("SHOW synchronous_commit"))).scalar_one()
+        await engine.dispose()
+        return str(value)
+
+    assert asyncio.run(scenario()) == "remote_apply"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +19,8 @@ from genesis.security.scopes import grant, scopes_for
 from genesis.security.tokens import ACCESS_TYPE, REFRESH_TYPE, TokenClaims, TokenCodec
 from genesis.services.limiter import Limiter
 from genesis.storage.protocols import ClientStore, PrincipalStore, TokenStore, UserStore
+
+log = logging.getLogger("genesis.auth")
 
 PrincipalKind = Literal["user", "client"]
 
@@ -88,15 +91,17 @@ class AuthService:
     async def password_grant(self, *, username: str, password: str, scope: str | None, source_ip: str) -> TokenGrant:
         await self._throttle(username=username, source_ip=source_ip)
         user = await self.users.get(username)
-        ok, rehashed = await run_hashing(verify_and_update_password, password,
-                                               user.password_hash if user else None)
+        ok, rehashed = await run_hashing(verify_and_update_password, password, user.password_hash if user else None)
         if user is None or not ok or user.disabled:
             await self._limiter.hit(self._account_limit, "login-fail", username.lower())
             # One answer for unknown user, wrong password and disabled account (no enumeration).
             raise OAuthError("invalid_grant", "invalid username or password")
         await self._limiter.clear(self._account_limit, "login-fail", username.lower())
         if rehashed is not None:  # stored under older hashing parameters: upgrade it now we know the password
-            await self.users.set_password(user.username, rehashed)
+            try:  # only if unchanged since we read it: a reset that landed meanwhile wins
+                await self.users.upgrade_password_hash(user.username, user.password_hash, rehashed)
+            except Exception as exc:  # best effort: a correct login never fails for it
+                log.warning("could not upgrade the password hash of %r: %s", user.username, type(exc).__name__)
         scopes = grant(user.role, scope)
         if scopes is None:
             raise OAuthError("invalid_scope", "the requested scope exceeds the user's role")

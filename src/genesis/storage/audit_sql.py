@@ -31,6 +31,12 @@ from genesis.audit.store import ArchiveRecord, AuditStore, ChainHead, Order
 from genesis.errors import ConfigurationError, Conflict, InvalidInput, Unavailable
 from genesis.storage.wal import enable_wal
 
+# Raise synchronous_commit to "on" when the session's setting would acknowledge a commit before its WAL
+# flush ("off", "local"); leave "on", "remote_write" and "remote_apply" as they are.
+DURABLE_COMMITS_SQL: Final = (
+    "SELECT set_config('synchronous_commit', 'on', false) "
+    "WHERE current_setting('synchronous_commit') IN ('off', 'local')"
+)
 CHAIN_LOCK_KEY: Final = 0x67656E6573697331  # "genesis1": the advisory lock of the one chain
 _COLS: Final = ", ".join(EVENT_COLUMNS)
 _INSERT: Final = f"INSERT INTO audit_events ({_COLS}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"  # noqa: S608
@@ -443,9 +449,14 @@ class PostgresAuditStore(_DbapiAuditStore):
 
     def _connect(self) -> Any:
         conn = self._psycopg.connect(self.conninfo, autocommit=True, connect_timeout=max(1, int(self.timeout_seconds)))
-        # An acknowledged event must survive a power cut: a server, role or URL default of
-        # synchronous_commit=off (or local) would acknowledge commits before the WAL flush.
-        conn.execute("SET synchronous_commit = on")
+        try:
+            # An acknowledged event must survive a power cut: a server, role or URL default of
+            # synchronous_commit=off (or local) would acknowledge commits before the WAL flush.
+            # Stronger settings (remote_write, remote_apply) are kept.
+            conn.execute(DURABLE_COMMITS_SQL)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     def _sql(self, sql: str) -> str:

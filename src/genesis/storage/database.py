@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from genesis.storage.audit_sql import DURABLE_COMMITS_SQL
 from genesis.storage.wal import enable_wal
 
 # The busy timeout comes from the driver's ``timeout`` (GENESIS_DATABASE_TIMEOUT_SECONDS), not a pragma.
@@ -98,8 +99,8 @@ def create_engine(
 
 
 def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
-    """What is acknowledged is on disk: whatever the server, role or URL default, commits wait for the WAL flush."""
+    """What is acknowledged is on disk: a server, role or URL default of off/local is raised to on."""
     cursor = dbapi_connection.cursor()
-    cursor.execute("SET synchronous_commit = on")
+    cursor.execute(DURABLE_COMMITS_SQL)  # stronger settings (remote_write, remote_apply) are kept
     cursor.close()
-    dbapi_connection.commit()  # a SET inside a transaction that is rolled back would be undone
+    dbapi_connection.commit()  # a setting made in a transaction that is rolled back would be undone

@@ -59,6 +59,15 @@ class SqlUserStore:
     async def set_password(self, username: str, password_hash: str) -> bool:
         return await self._update(username, password_hash=password_hash)
 
+    async def upgrade_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
+        """Replace ``old_hash`` by ``new_hash`` unless the password changed meanwhile (then nothing)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(users).where(users.c.username == username, users.c.password_hash == old_hash)
+                .values(password_hash=new_hash)
+            )
+        return bool(result.rowcount)
+
     async def _update(self, username: str, **values: Any) -> bool:
         async with self._engine.begin() as conn:
             result = await conn.execute(
