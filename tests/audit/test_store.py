@@ -392,3 +392,21 @@ def test_sqlite_commits_are_fsynced(sqlite_url: str) -> None:
         assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL: the WAL is fsynced at every commit
     finally:
         opened.close()
+
+
+def test_a_closed_store_opens_no_new_connection(store: AuditStore) -> None:
+    fill(store, 3)
+    store.close()
+    seen: list[BaseException] = []
+
+    def late_reader() -> None:  # e.g. a scheduled verification still running at shutdown
+        try:
+            store.head()
+        except BaseException as exc:
+            seen.append(exc)
+
+    thread = threading.Thread(target=late_reader)
+    thread.start()
+    thread.join()
+    assert len(seen) == 1 and isinstance(seen[0], Unavailable)
+    assert store._conns == []  # type: ignore[attr-defined]

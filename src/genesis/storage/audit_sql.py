@@ -124,6 +124,7 @@ class _DbapiAuditStore:
         self._local = threading.local()
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
+        self._closed = False
 
     # --- dialect hooks -------------------------------------------------------
     def _connect(self) -> Any:
@@ -142,9 +143,14 @@ class _DbapiAuditStore:
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
         if conn is None:
+            if self._closed:  # a thread still working after close() must not open (and leak) a connection
+                raise Unavailable("the audit store is closed", component="audit_store")
             conn = self._connect()
             self._local.conn = conn
             with self._conns_lock:
+                if self._closed:
+                    conn.close()
+                    raise Unavailable("the audit store is closed", component="audit_store")
                 self._conns.append(conn)
         return conn
 
@@ -172,6 +178,7 @@ class _DbapiAuditStore:
 
     def close(self) -> None:
         with self._conns_lock:
+            self._closed = True
             conns, self._conns = self._conns, []
         for conn in conns:
             with contextlib.suppress(Exception):  # closing a broken connection
