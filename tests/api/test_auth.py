@@ -273,3 +273,19 @@ def test_a_hash_upgrade_never_undoes_a_password_change_made_meanwhile(client: Te
     upgraded = client.portal.call(runtime.users.upgrade_password_hash, "rita", old_hash, "$argon2id$new")
     assert upgraded is False  # ... so the upgrade computed from the old password changes nothing
     assert client.portal.call(runtime.users.get, "rita").password_hash == reset  # type: ignore[union-attr]
+
+
+def test_a_client_secret_hash_made_under_older_parameters_is_upgraded_at_the_next_grant(client: TestClient) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from genesis.security.passwords import ARGON2_MEMORY_KIB
+
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    old_hash = Argon2Hasher(memory_cost=65_536, time_cost=3, parallelism=4).hash("legacy-client-secret")
+    client.portal.call(lambda: runtime.clients.create(client_id="legacy-bot", secret_hash=old_hash,  # type: ignore[union-attr]
+                                                      role="trader", description="old"))
+    grant = {"grant_type": "client_credentials", "client_id": "legacy-bot", "client_secret": "legacy-client-secret"}
+    assert client.post("/token", data=grant).status_code == 200
+    upgraded = client.portal.call(runtime.clients.get, "legacy-bot").secret_hash  # type: ignore[union-attr]
+    assert upgraded != old_hash and f"m={ARGON2_MEMORY_KIB},t=2,p=1" in upgraded
+    assert client.post("/token", data=grant).status_code == 200  # the new hash verifies

@@ -13,7 +13,6 @@ from genesis.security.passwords import (
     hash_password,
     run_hashing,
     verify_and_update_password,
-    verify_password,
 )
 from genesis.security.scopes import grant, scopes_for
 from genesis.security.tokens import ACCESS_TYPE, REFRESH_TYPE, TokenClaims, TokenCodec
@@ -112,10 +111,17 @@ class AuthService:
     ) -> TokenGrant:
         await self._throttle(username=f"client:{client_id}", source_ip=source_ip)
         client = await self.clients.get(client_id)
-        ok = await run_hashing(verify_password, client_secret, client.secret_hash if client else None)
+        ok, rehashed = await run_hashing(verify_and_update_password, client_secret,
+                                         client.secret_hash if client else None)
         if client is None or not ok or client.revoked:
             await self._limiter.hit(self._account_limit, "login-fail", f"client:{client_id}".lower())
             raise OAuthError("invalid_client", "client authentication failed", status=401)
+        if rehashed is not None:  # made under older hashing parameters: upgrade it (see password_grant)
+            try:
+                await self.clients.upgrade_secret_hash(client.client_id, client.secret_hash, rehashed)
+            except Exception as exc:
+                log.warning("could not upgrade the secret hash of client %r: %s", client.client_id,
+                            type(exc).__name__)
         scopes = grant(client.role, scope)
         if scopes is None:
             raise OAuthError("invalid_scope", "the requested scope exceeds the client's role")

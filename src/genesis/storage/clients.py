@@ -48,6 +48,15 @@ class SqlClientStore:
             rows = (await conn.execute(select(clients).order_by(clients.c.client_id))).all()
         return [_client(r) for r in rows]
 
+    async def upgrade_secret_hash(self, client_id: str, old_hash: str, new_hash: str) -> bool:
+        """Replace ``old_hash`` by ``new_hash`` unless the secret changed meanwhile (then nothing)."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(clients).where(clients.c.client_id == client_id, clients.c.secret_hash == old_hash)
+                .values(secret_hash=new_hash)
+            )
+        return bool(result.rowcount)
+
     async def revoke(self, client_id: str) -> bool:
         async with self._engine.begin() as conn:
             result = await conn.execute(update(clients).where(clients.c.client_id == client_id).values(revoked=True))
