@@ -178,17 +178,30 @@ def _answer_and_close(sock: socket.socket, *, drip: bool) -> tuple[float, bytes]
     return time.monotonic() - started, answer
 
 
-def _read_response(sock: socket.socket) -> bytes:
-    """One whole response with a Content-Length body."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        data += sock.recv(4096)
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                  if line.lower().startswith(b"content-length"))
-    while len(body) < length:
-        body += sock.recv(4096)
-    return head + b"\r\n\r\n" + body
+class _Responses:
+    """Whole responses (Content-Length bodies) read off one socket, keeping what arrives early."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.pending = b""
+
+    def _more(self) -> None:
+        chunk = self.sock.recv(4096)
+        if not chunk:
+            raise AssertionError(f"connection closed with {self.pending[:80]!r} unread")
+        self.pending += chunk
+
+    def next(self) -> bytes:
+        while b"\r\n\r\n" not in self.pending:
+            self._more()
+        head, _, rest = self.pending.partition(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        self.pending = rest
+        while len(self.pending) < length:
+            self._more()
+        body, self.pending = self.pending[:length], self.pending[length:]
+        return head + b"\r\n\r\n" + body
 
 
 def test_a_request_that_never_finishes_its_headers_gets_408_and_is_closed(server: LiveServer) -> None:
@@ -215,9 +228,10 @@ def test_the_header_deadline_restarts_for_each_request_on_a_kept_alive_connectio
             assert client.get("/health").status_code == 200
             time.sleep(0.5)
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        responses = _Responses(sock)
         for _ in range(2):
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert _read_response(sock).startswith(b"HTTP/1.1 200")
+            assert responses.next().startswith(b"HTTP/1.1 200")
             time.sleep(HEADER_TIMEOUT * 0.7)  # idle between requests: keep-alive's business, not ours
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # then a request that stalls mid-headers
         _, answer = _answer_and_close(sock, drip=True)
@@ -229,7 +243,7 @@ def test_blank_lines_between_requests_do_not_escape_the_deadline(server: LiveSer
     # timer on any byte: without our arming on idle bytes, one CRLF would hold the connection for ever.
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+        assert _Responses(sock).next().startswith(b"HTTP/1.1 200")
         sock.sendall(b"\r\n")
         elapsed, answer = _answer_and_close(sock, drip=False)
     assert elapsed < HEADER_TIMEOUT + 2, (elapsed, answer)
@@ -238,7 +252,8 @@ def test_blank_lines_between_requests_do_not_escape_the_deadline(server: LiveSer
 def test_pipelined_requests_are_all_answered(server: LiveServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
-        answers = [_read_response(sock) for _ in range(3)]
+        responses = _Responses(sock)
+        answers = [responses.next() for _ in range(3)]
     assert all(a.startswith(b"HTTP/1.1 200") for a in answers)
 
 
