@@ -21,7 +21,7 @@ from genesis.audit import AuditStore, AuditWriter, LoggingRuntime, new_event, se
 from genesis.audit.context import get_correlation_id, new_correlation_id
 from genesis.audit.events import now_us
 from genesis.audit.monitor import ChainMonitor, ChainState
-from genesis.audit.refusals import RefusalWindows
+from genesis.audit.refusals import RefusalSummary, RefusalWindows
 from genesis.config import Settings
 from genesis.errors import Unavailable
 from genesis.security.tokens import TokenCodec
@@ -235,7 +235,7 @@ class Runtime:
                 self.refusals.forget(key)  # the next refusal is audited in full again
                 raise
 
-    def _submit_refusal_summaries(self, summaries: list[Any]) -> None:
+    def _submit_refusal_summaries(self, summaries: list[RefusalSummary]) -> None:
         """Queue summary events without waiting: a lost count never fails a request."""
         for summary in summaries:
             try:

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-import os
 
 import pytest
 from sqlalchemy import text
 
 from genesis.storage.database import create_engine
+from tests.conftest import PG_SKIP, PG_URL
 
-PG = os.environ.get("GENESIS_TEST_DATABASE_URL", "")
+# The suite's one reachability check: skips with its reason when PostgreSQL is not set or not answering.
+needs_postgresql = pytest.mark.skipif(PG_SKIP is not None, reason=PG_SKIP or "")
+
+
+def _url_with(option: str) -> str:
+    return f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-c{option}"
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not PG.startswith(("postgresql", "postgres:")),
-                    reason="GENESIS_TEST_DATABASE_URL is not set to a PostgreSQL URL")
+@needs_postgresql
 def test_postgresql_sessions_commit_synchronously_even_when_the_url_asks_otherwise() -> None:
-    sep = "&" if "?" in PG else "?"
-    engine = create_engine(f"{PG}{sep}options=-csynchronous_commit%3Doff")
+    engine = create_engine(_url_with("synchronous_commit%3Doff"))
 
     async def scenario() -> list[str]:
         seen = []
@@ -46,11 +49,9 @@ def test_sqlite_sessions_run_wal_with_full_sync(tmp_path: object) -> None:
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(not PG.startswith(("postgresql", "postgres:")),
-                    reason="GENESIS_TEST_DATABASE_URL is not set to a PostgreSQL URL")
+@needs_postgresql
 def test_a_stronger_synchronous_commit_is_kept() -> None:
-    sep = "&" if "?" in PG else "?"
-    engine = create_engine(f"{PG}{sep}options=-csynchronous_commit%3Dremote_apply")
+    engine = create_engine(_url_with("synchronous_commit%3Dremote_apply"))
 
     async def scenario() -> str:
         async with engine.connect() as conn:

@@ -56,11 +56,6 @@ def hash_password(password: str) -> str:
         return _HASHER.hash(password)
 
 
-def verify_password(password: str, password_hash: str | None) -> bool:
-    """Check ``password``; with no hash, spend the same time and answer False."""
-    return verify_and_update_password(password, password_hash)[0]
-
-
 def verify_and_update_password(password: str, password_hash: str | None) -> tuple[bool, str | None]:
     """Check ``password``; on success with a hash made under other parameters, also a fresh hash to store.
 
