@@ -49,7 +49,7 @@ def test_strategy_calculate_matches_talib_and_names_are_case_insensitive(
 
 
 @pytest.mark.parametrize(("body", "status", "needle"), [
-    ({"strategy_name": "macd9000", "prices": [1.0, 2.0], "period": 1}, 400, "supported"),
+    ({"strategy_name": "macd9000", "prices": [1.0, 2.0], "period": 1}, 422, "supported"),
     ({"strategy_name": "sma", "prices": [1.0, 2.0], "period": 5}, 422, "period must be <="),
     ({"strategy_name": "sma", "prices": [], "period": 1}, 422, "prices"),
     ({"strategy_name": "sma", "prices": [1.0, -2.0], "period": 1}, 422, "prices"),
@@ -182,7 +182,7 @@ def test_backtest_on_a_stored_symbol_and_bad_requests(client: TestClient, trader
     both = client.post("/backtests", json={"strategy": "rsi", "symbol": "SYM", "prices": [1.0, 2.0]}, headers=trader)
     assert both.status_code == 422
     unknown = client.post("/backtests", json={"strategy": "moon", "prices": [1.0, 2.0]}, headers=trader)
-    assert unknown.status_code == 400
+    assert unknown.status_code == 422
     crossed = client.post("/backtests", json={"strategy": "sma_crossover", "params": {"fast": 30, "slow": 10},
                                               "prices": _walk(50)}, headers=trader)
     assert crossed.status_code == 422

@@ -21,17 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from genesis.audit.context import get_correlation_id
-from genesis.errors import (
-    Conflict,
-    Forbidden,
-    GenesisError,
-    InvalidInput,
-    NotFound,
-    RateLimited,
-    TooLarge,
-    Unauthenticated,
-    Unavailable,
-)
+from genesis.errors import Forbidden, GenesisError, RateLimited, Unauthenticated, Unavailable
 from genesis.services.auth import OAuthError
 
 log = logging.getLogger("genesis.api")
@@ -71,45 +61,31 @@ def bearer_challenge(error: str | None = "invalid_token", description: str | Non
 
 
 def response_for(exc: GenesisError) -> Response:
-    """Translate a domain error to its HTTP problem."""
-    if isinstance(exc, OAuthError):
-        headers = dict(NO_STORE)
-        if exc.status == 401:
+    """Translate a domain error to its HTTP problem: status, type and title come from the error itself."""
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(exc, OAuthError):  # RFC 6749 5.2 members beside the problem members
+        headers.update(NO_STORE)
+        if exc.http_status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="genesis", Bearer'
-        return problem_response(
-            exc.status, exc.message, code=exc.error, headers=headers,
-            extra={"error": exc.error, "error_description": exc.message}, media_type="application/json",
-        )
-    if isinstance(exc, Unauthenticated):
-        return problem_response(
-            401, exc.message, code="unauthenticated", headers=bearer_challenge(description=exc.message)
-        )
-    if isinstance(exc, Forbidden):
-        return problem_response(
-            403, exc.message, code="forbidden",
-            headers=bearer_challenge("insufficient_scope", exc.details.get("scope_hint")),
-        )
-    if isinstance(exc, RateLimited):
+        extra = {"error": exc.error, "error_description": exc.message}
+    elif isinstance(exc, Unauthenticated):
+        headers = bearer_challenge(description=exc.message)
+    elif isinstance(exc, Forbidden):
+        headers = bearer_challenge("insufficient_scope", exc.details.get("scope_hint"))
+    elif isinstance(exc, RateLimited):
         headers = {"Retry-After": str(exc.retry_after)}
         if exc.limit is not None:
             headers.update({"RateLimit-Limit": str(exc.limit), "RateLimit-Remaining": "0",
                             "RateLimit-Reset": str(exc.retry_after)})
-        return problem_response(429, exc.message, code=exc.code, headers=headers)
-    if isinstance(exc, NotFound):
-        return problem_response(404, exc.message, code="not-found")
-    if isinstance(exc, Conflict):
-        return problem_response(409, exc.message, code="conflict")
-    if isinstance(exc, TooLarge):
-        return problem_response(413, exc.message, code="too-large")
-    if isinstance(exc, InvalidInput):
-        status = int(exc.details.get("status", 422))
-        return problem_response(status, exc.message, code="invalid-input", extra=exc.details.get("extra"))
-    if isinstance(exc, Unavailable):
-        return problem_response(
-            503, exc.message, code="unavailable", headers={"Retry-After": str(exc.retry_after)},
-            extra={"component": exc.component},
-        )
-    return problem_response(400, exc.message)
+    elif isinstance(exc, Unavailable):
+        headers = {"Retry-After": str(exc.retry_after)}
+        extra = {"component": exc.component}
+    if "supported" in exc.details:
+        extra["supported"] = exc.details["supported"]
+    media_type = "application/json" if isinstance(exc, OAuthError) else "application/problem+json"
+    return problem_response(exc.http_status, exc.message, code=exc.code, headers=headers or None, extra=extra or None,
+                            media_type=media_type)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:

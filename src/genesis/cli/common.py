@@ -9,15 +9,10 @@ from typing import Any, TypeVar
 import typer
 
 from genesis.config import Settings, get_settings
-from genesis.errors import ConfigurationError, Conflict, GenesisError, InvalidInput, NotFound, Unavailable
+from genesis.errors import ConfigurationError, GenesisError
 from genesis.runtime import Runtime
 
 T = TypeVar("T")
-
-EXIT_CODES: dict[type[GenesisError], int] = {
-    InvalidInput: 2, NotFound: 3, Conflict: 4, Unavailable: 5, ConfigurationError: 6,
-}
-
 
 def settings() -> Settings:
     try:
@@ -28,10 +23,9 @@ def settings() -> Settings:
 
 
 def fail(exc: GenesisError) -> None:
-    """Print the error and exit with its code."""
-    code = next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
+    """Print the error and exit with the error's own exit code."""
     typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-    raise typer.Exit(code)
+    raise typer.Exit(exc.exit_code)
 
 
 def run_with_runtime(action: Callable[[Runtime], Awaitable[T]], *, migrate: bool = True) -> T:

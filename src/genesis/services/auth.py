@@ -25,18 +25,22 @@ PrincipalKind = Literal["user", "client"]
 
 
 class OAuthError(GenesisError):
-    """An RFC 6749 section 5.2 error from the token endpoint."""
+    """An RFC 6749 section 5.2 error from the token endpoint (``invalid_client`` is a 401, the others 400)."""
 
-    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+    title = "OAuth2 error"
+    exit_code = 7
+
+    def __init__(self, error: str, description: str) -> None:
         super().__init__(description)
         self.error = error
-        self.status = status
+        self.code = error.replace("_", "-")
+        self.http_status = 401 if error == "invalid_client" else 400
 
 
 class LoginThrottled(RateLimited):
     """Too many login attempts for an account or from an address."""
 
-    code = "login_throttled"
+    code = "login-throttled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +119,7 @@ class AuthService:
                                          client.secret_hash if client else None)
         if client is None or not ok or client.revoked:
             await self._limiter.hit(self._account_limit, "login-fail", f"client:{client_id}".lower())
-            raise OAuthError("invalid_client", "client authentication failed", status=401)
+            raise OAuthError("invalid_client", "client authentication failed")
         if rehashed is not None:  # made under older hashing parameters: upgrade it (see password_grant)
             try:
                 await self.clients.upgrade_secret_hash(client.client_id, client.secret_hash, rehashed)

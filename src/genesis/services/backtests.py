@@ -43,7 +43,7 @@ async def run_and_record(
     if spec is None:
         raise InvalidInput(
             f"unsupported strategy {strategy_name!r}; supported: {', '.join(sorted(SIGNAL_STRATEGIES))}",
-            details={"status": 400, "extra": {"supported": sorted(SIGNAL_STRATEGIES)}},
+            details={"supported": sorted(SIGNAL_STRATEGIES)},
         )
     if len(closes) < 2:
         raise InvalidInput("a backtest needs at least 2 prices")

@@ -22,7 +22,7 @@ async def calculate_strategy(*, strategy_name: str, prices: Sequence[float], per
     if name not in STRATEGY_CALCULATORS:
         raise InvalidInput(
             f"unsupported strategy {strategy_name!r}; supported: {', '.join(sorted(STRATEGY_CALCULATORS))}",
-            details={"status": 400, "extra": {"supported": sorted(STRATEGY_CALCULATORS)}},
+            details={"supported": sorted(STRATEGY_CALCULATORS)},
         )
     _check_period(period, len(prices))
     calculator = calculator_for(name, period)

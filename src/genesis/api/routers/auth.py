@@ -29,10 +29,10 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     try:
         decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
-        raise OAuthError("invalid_client", "malformed Basic credentials", status=401) from exc
+        raise OAuthError("invalid_client", "malformed Basic credentials") from exc
     client_id, sep, secret = decoded.partition(":")
     if not sep:
-        raise OAuthError("invalid_client", "malformed Basic credentials", status=401)
+        raise OAuthError("invalid_client", "malformed Basic credentials")
     return unquote(client_id), unquote(secret)
 
 
@@ -73,7 +73,7 @@ async def issue_token(
             basic = _basic_credentials(authorization)
             cid, secret = basic if basic else (client_id, client_secret)
             if not cid or secret is None:
-                raise OAuthError("invalid_client", "client authentication failed", status=401)
+                raise OAuthError("invalid_client", "client authentication failed")
             record.actor = f"client:{cid[:64]}"
             grant = await runtime.auth.client_credentials_grant(
                 client_id=cid, client_secret=secret, scope=scope, source_ip=record.source_ip
