@@ -92,11 +92,13 @@ def stdlib_file_rate(tmp: Path, n: int) -> float:
 
 
 class GenesisAudit:
-    """A SQLite audit store and ``setup_logging`` on a temp data dir, as the API configures them."""
+    """A SQLite audit store, its writer and recorder, and ``setup_logging`` on a temp data dir, as a server has them."""
 
     def __init__(self, tmp: Path) -> None:
         import sqlalchemy
 
+        from genesis import audit
+        from genesis.audit import AuditRecorder, AuditWriter, CheckpointSigner
         from genesis.audit.logging import setup_logging
         from genesis.config import Settings
         from genesis.storage.audit_sql import open_audit_store, sqlite_append_only_ddl
@@ -114,10 +116,16 @@ class GenesisAudit:
         self.settings = Settings(data_dir=data, database_url=url, log_console=False, log_level="INFO",
                                  redis_url=None, audit_hmac_key=None)
         self.store = open_audit_store(url)
-        self.runtime = setup_logging(self.settings, store=self.store)
+        self.logging = setup_logging(self.settings)
+        self.writer = AuditWriter(self.store, signer=CheckpointSigner.from_data_dir(data))
+        audit.configure(recorder=AuditRecorder(self.writer), store=self.store)
 
     def close(self) -> None:
-        self.runtime.close()
+        from genesis import audit
+
+        audit.configure(recorder=None, store=None)
+        self.writer.close()
+        self.logging.close()
         self.store.close()
 
 
@@ -125,8 +133,7 @@ def writer_rate(gen: GenesisAudit, n: int) -> float:
     """The API's path (``new_event`` + ``AuditWriter.submit``) from four threads; every ticket waited on."""
     from genesis.audit import new_event
 
-    writer = gen.runtime.writer
-    assert writer is not None
+    writer = gen.writer
 
     def work(i: int, per: int) -> None:
         actor, cid = f"trader-{i}", f"bench-{i}"
@@ -178,7 +185,7 @@ def caller_costs(gen: GenesisAudit, tmp: Path, calls: int, rounds: int) -> dict[
             for _ in range(calls):
                 log_action(logging.INFO, "cache refreshed", user="svc", metadata=META)
             best["genesis_line"] = min(best["genesis_line"], (time.perf_counter() - began) / calls)
-            gen.runtime.flush(30.0)
+            gen.logging.flush(30.0)
 
             began = time.perf_counter()
             for _ in range(calls):
@@ -193,7 +200,7 @@ def caller_costs(gen: GenesisAudit, tmp: Path, calls: int, rounds: int) -> dict[
             for ticket in tickets:
                 assert ticket is not None
                 ticket.wait(60.0)
-            gen.runtime.flush(30.0)
+            gen.logging.flush(30.0)
     finally:
         listener.stop()
         std.removeHandler(qh)
@@ -227,7 +234,7 @@ def run(scale: Scale) -> list[Figure]:
                "stdlib JSON lines to file", stdlib, "events/s", Target("ratio", ">=", 2)),
         Figure("audit ingest: API path (new_event + submit), durable", via_writer, "events/s",
                "stdlib JSON lines to file", stdlib, "events/s", Target("value", ">=", 50_000, "events/s"),
-               note="what runtime.record_request does per request; no log line"),
+               note="what the recorder does per request; no log line"),
         Figure("log line caller cost (log_action INFO)", costs["genesis_line"], "us/call",
                "stdlib QueueHandler", costs["queue_handler"], "us/call", Target("ratio", "<=", 0.5)),
         Figure("audit event caller cost (log_action AUDIT, no wait)", costs["genesis_submit"], "us/call",

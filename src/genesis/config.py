@@ -18,7 +18,6 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, Settin
 from genesis.errors import ConfigurationError
 from genesis.secretfile import create_once
 
-Role = Literal["admin", "trader", "viewer", "auditor"]
 MIN_SECRET_BYTES = 32  # RFC 8725 3.5: an HMAC key of at least 256 bits
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_US = timedelta(microseconds=1)
@@ -52,17 +52,3 @@ def rfc3339(value: int | datetime) -> str:
     """RFC 3339 UTC text with microseconds and a ``Z``."""
     moment = from_us(value) if isinstance(value, int) else value.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def range_end_us(value: date | datetime) -> int:
-    """Exclusive upper bound: a date-only end includes its whole day."""
-    if isinstance(value, datetime):
-        return to_us(value)
-    return to_us(datetime(value.year, value.month, value.day, tzinfo=UTC) + timedelta(days=1))
-
-
-def range_start_us(value: date | datetime) -> int:
-    """Inclusive lower bound: a date-only start begins at its midnight UTC."""
-    if isinstance(value, datetime):
-        return to_us(value)
-    return to_us(datetime(value.year, value.month, value.day, tzinfo=UTC))

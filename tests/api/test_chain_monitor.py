@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from genesis import runtime as runtime_module
+from genesis.api import lifespan as lifespan_module
 from genesis.api.app import create_app
 from genesis.config import Settings
 from tests.conftest import bearer, token_for
@@ -28,15 +28,15 @@ def _wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> bool:
 def test_a_tampered_event_is_found_by_the_schedule_and_recorded_once(
     make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(runtime_module, "FULL_VERIFY_SECONDS", 0.0)  # every round re-reads the whole chain
+    monkeypatch.setattr(lifespan_module, "FULL_VERIFY_SECONDS", 0.0)  # every round re-reads the whole chain
     settings = make_settings(audit_verify_interval_seconds=0.5, rate_limits_enabled=False)
     with TestClient(create_app(settings)) as client:
         admin = bearer(token_for(client)["access_token"])
         for _ in range(3):
             assert client.get("/me", headers=admin).status_code == 200
-        runtime = client.app.state.runtime  # type: ignore[attr-defined]
-        assert _wait_for(lambda: runtime.monitor is not None and runtime.monitor.state is not None
-                         and runtime.monitor.state.verified_seq >= 4)
+        state = client.app.state  # type: ignore[attr-defined]
+        assert _wait_for(lambda: getattr(state, "chain_monitor", None) is not None
+                         and state.chain_monitor.state is not None and state.chain_monitor.state.verified_seq >= 4)
         assert REGISTRY.get_sample_value("genesis_audit_chain_verified") == 1.0
         with sqlite3.connect(settings.data_dir / "genesis.db") as db:  # an attacker with write access to the file
             db.execute("DROP TRIGGER audit_events_no_update")

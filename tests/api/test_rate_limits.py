@@ -123,23 +123,25 @@ def test_a_closed_window_is_summarised_while_the_server_runs(make_settings: Call
 def test_a_first_refusal_that_could_not_be_audited_leaves_no_window_open(
     make_settings: Callable[..., Settings],
 ) -> None:
+    from genesis.audit import AuditEvent
     from genesis.errors import Unavailable
 
     settings = make_settings(rate_limit_health="1/minute", audit_refusal_window_seconds=60)
     with TestClient(create_app(settings)) as client:
         runtime = client.app.state.runtime  # type: ignore[attr-defined]
         assert client.get("/health").status_code == 200
-        real = runtime.record_request
+        recorder = runtime.recorder
+        real = recorder.record
         calls = 0
 
-        async def failing_once(fields: dict[str, object]) -> None:
+        async def failing_once(event: AuditEvent) -> AuditEvent:
             nonlocal calls
             calls += 1
             if calls == 1:
                 raise Unavailable("audit store away", component="audit")
-            await real(fields)
+            return await real(event)
 
-        runtime.record_request = failing_once
+        recorder.record = failing_once
         assert client.get("/health").status_code == 503  # refused, and its refusal not recorded
         assert client.get("/health").status_code == 429  # recorded in full, not merely counted
         assert calls == 2

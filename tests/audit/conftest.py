@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from genesis.audit import runtime
 from genesis.audit.checkpoints import CheckpointSigner
+from genesis.audit.config import reset as reset_audit_config
+from genesis.audit.logging import active_logging
 from genesis.audit.redaction import configure_redactor
 from genesis.audit.store import AuditStore
 from genesis.config import Settings
@@ -107,11 +108,10 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
 def _reset_audit_globals() -> Iterator[None]:
     """Each test starts and ends without a configured runtime or custom redactor."""
     yield
-    active = runtime.current_runtime()
+    active = active_logging()
     if active is not None:
         active.close()
-    runtime.configure_audit(None, None)
-    runtime.set_current_runtime(None)
+    reset_audit_config()
     configure_redactor(())
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from genesis.audit.events import new_event
+from genesis.audit.recorder import summary_event
 from genesis.audit.refusals import RefusalWindows
 
 KEY = ("user:ann", "203.0.113.7", "strategy.calculate")
-FIELDS = {"action": "strategy.calculate", "actor": "user:ann", "source_ip": "203.0.113.7", "status": 429,
-          "path": "/strategy/calculate", "method": "POST", "correlation_id": "c1", "request_id": "r1",
-          "message": "POST /strategy/calculate -> 429", "metadata": {}}
+FIELDS = new_event("strategy.calculate", actor="user:ann", outcome="denied", source_ip="203.0.113.7", status=429,
+                   path="/strategy/calculate", method="POST", correlation_id="c1", request_id="r1",
+                   message="POST /strategy/calculate -> 429")
 
 
 def test_the_first_refusal_of_a_window_is_admitted_and_the_rest_are_counted() -> None:
@@ -18,12 +20,12 @@ def test_the_first_refusal_of_a_window_is_admitted_and_the_rest_are_counted() ->
     assert windows.due(now=59.0) == []
     (summary,) = windows.due(now=60.0)  # ann's window closed; bob's had nothing to count
     assert (summary.key, summary.count, summary.first_us, summary.last_us) == (KEY, 3, 1_001_000, 3_001_000)
-    fields = summary.event_fields()
-    assert fields["action"] == "ratelimit.refused.summary" and fields["status"] == 429
-    assert fields["actor"] == "user:ann" and fields["source_ip"] == "203.0.113.7" and fields["method"] == "POST"
-    assert fields["metadata"] == {"refused": 3, "first_us": 1_001_000, "last_us": 3_001_000, "window_seconds": 60}
-    assert "correlation_id" not in fields and "request_id" not in fields  # the summary gets its own
-    assert "3 more rate-limited requests by user:ann" in fields["message"]
+    event = summary_event(summary)
+    assert event.action == "ratelimit.refused.summary" and event.status == 429 and event.outcome == "denied"
+    assert event.actor == "user:ann" and event.source_ip == "203.0.113.7" and event.method == "POST"
+    assert event.metadata == {"refused": 3, "first_us": 1_001_000, "last_us": 3_001_000, "window_seconds": 60}
+    assert event.correlation_id != "c1" and event.request_id is None  # the summary gets its own
+    assert "3 more rate-limited requests by user:ann" in event.message
     assert windows.due(now=65.0) == [] and len(windows) == 0
 
 

@@ -343,6 +343,7 @@ def test_archive_events_enforces_retention_and_audits_itself(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
+    from genesis.audit.recorder import AuditRecorder
     from genesis.audit.trail import archive_events
     from genesis.audit.writer import AuditWriter
 
@@ -355,7 +356,7 @@ def test_archive_events_enforces_retention_and_audits_itself(
     with AuditWriter(store, signer=signer) as writer:
         record = archive_events(
             store, before=datetime(2024, 1, 1), export_dir=tmp_path, retention_days=365, signer=signer,
-            writer=writer, actor="auditor",
+            recorder=AuditRecorder(writer), actor="auditor",
         )  # fmt: skip
     assert record is not None and record.last_seq == 10
     assert verify_export(Path(record.location), public_key=signer.public_key, expected_digest=record.digest).ok

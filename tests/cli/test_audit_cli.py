@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,7 +42,9 @@ def test_query_and_tail_print_admin_actions(populated: Path) -> None:
     assert result.exit_code == 0, result.output
     events = _json_lines(result.output)
     assert [e["metadata"]["target"] for e in events] == ["ann", "bob", "cyd"]  # type: ignore[index]
-    assert all(e["actor"] == "cli" for e in events)
+    user, host = getpass.getuser(), socket.gethostname()
+    assert all(e["actor"] == f"cli:{user}@{host}" for e in events)  # the operator, not just "the CLI"
+    assert all(e["metadata"]["operator"] == user and e["metadata"]["host"] == host for e in events)  # type: ignore[index]
     assert "ann-password" not in result.output
     newest = _json_lines(runner.invoke(app, ["audit", "tail", "-n", "2", "--json"]).output)
     assert len(newest) == 2 and newest[0]["seq"] < newest[1]["seq"]  # type: ignore[operator]

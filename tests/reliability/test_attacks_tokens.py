@@ -4,6 +4,7 @@ tokens in URLs, no-store on every token answer, OAuth2 error codes, weak signing
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -23,6 +24,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from genesis.audit.logging import active_logging
 from genesis.config import load_settings
 from genesis.errors import ConfigurationError
 from genesis.runtime import Runtime
@@ -237,8 +239,7 @@ def test_refresh_and_access_tokens_are_not_interchangeable_anywhere(api: Api) ->
 
 
 def _everything_logged(api: Api) -> str:
-    runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
-    runtime.log_runtime.flush(5)
+    active_logging().flush(5)
     text = "".join(p.read_text(errors="replace") for p in api.settings.logs_path.glob("*.log*") if p.is_file())
     export = api.client.get("/audit/export", headers=api.admin)
     assert export.status_code == 200
@@ -366,8 +367,10 @@ def test_a_short_generated_key_file_is_refused_at_start(tmp_path: Path, fresh_se
     settings = fresh_settings()
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "secret.key").write_text("short-key-in-file\n")
+    runtime = Runtime.build(settings)  # builds without I/O; the key is read when it starts
     with pytest.raises(ConfigurationError, match="256 bits"):
-        Runtime.build(settings)
+        asyncio.run(runtime.start())
+    asyncio.run(runtime.close())
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "secret.key").write_text("")
     result = _serve(tmp_path / "empty")

@@ -22,6 +22,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from genesis.api.app import create_app
+from genesis.audit.logging import active_logging
 from genesis.config import Settings
 from tests.conftest import bearer, token_for
 from tests.live import TcpProxy, wait_until
@@ -225,14 +226,13 @@ def _sink_fault_then_recovery(
     client: TestClient, admin: dict[str, str], logs: Path, capfd: pytest.CaptureFixture[str],
     break_logs: Callable[[], None], repair_logs: Callable[[], None],
 ) -> None:
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
     errors_before = _metric(client, admin, "genesis_log_sink_errors_total")
     capfd.readouterr()
     break_logs()
     codes = [client.get("/me", headers={**admin, "X-Request-ID": f"sink-{i}"}).status_code for i in range(40)]
     codes += [client.post("/prices/SINK", headers=admin, json={"points": [
         {"timestamp": f"2025-01-01T00:00:{i:02d}Z", "price": 1.0}]}).status_code for i in range(10)]
-    assert runtime.log_runtime.flush(5)
+    assert active_logging().flush(5)
     assert set(codes) == {200}, "requests must be served while logging fails"
     err = capfd.readouterr().err
     failures = [line for line in err.splitlines() if "genesis logging: sink" in line and "failed" in line]
@@ -241,11 +241,11 @@ def _sink_fault_then_recovery(
     assert _metric(client, admin, "genesis_log_sink_errors_total") > errors_before
     repair_logs()
     client.get("/me", headers={**admin, "X-Request-ID": "sink-recovered"})
-    assert runtime.log_runtime.flush(5)
+    assert active_logging().flush(5)
     assert wait_until(lambda: "recovered" in (capfd.readouterr().err or "") or _logged(logs, "sink-recovered"),
                       timeout=10)
     client.get("/me", headers={**admin, "X-Request-ID": "sink-recovered-2"})
-    assert runtime.log_runtime.flush(5)
+    assert active_logging().flush(5)
     assert wait_until(lambda: _logged(logs, "sink-recovered-2"), timeout=10)
 
 
@@ -353,7 +353,7 @@ def test_the_nth_audit_write_failing_fails_closed_and_loses_nothing(
     settings = fresh_settings(rate_limits_enabled=False)
     with TestClient(create_app(settings)) as client:
         admin = bearer(token_for(client)["access_token"])
-        store = client.app.state.runtime.audit_store  # type: ignore[attr-defined]
+        store = client.app.state.runtime.audit.store  # type: ignore[attr-defined]
         real_insert_rows = store._insert_rows
         for n in range(1, 9):
             calls = 0
@@ -451,7 +451,7 @@ def test_the_nth_log_write_cut_short_never_fails_a_request_nor_leaves_a_torn_lin
     settings = fresh_settings(rate_limits_enabled=False, log_dir=logs)
     with TestClient(create_app(settings)) as client:
         admin = bearer(token_for(client)["access_token"])
-        flush = client.app.state.runtime.log_runtime.flush  # type: ignore[attr-defined]
+        flush = active_logging().flush  # type: ignore[union-attr]
         for n in range(1, 13):
             flush(5.0)
             faulty = _ShortThenFullDisk(n)

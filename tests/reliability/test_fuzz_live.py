@@ -23,6 +23,7 @@ from tests.reliability import st_checks
 from tests.reliability.conftest import FUZZ_EXAMPLES, FUZZ_SEED
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+CONFIG = Path(__file__).with_name("schemathesis.toml")
 MAX_RESPONSE_SECONDS = float(os.environ.get("GENESIS_FUZZ_MAX_RESPONSE_SECONDS", "5"))
 
 
@@ -45,7 +46,7 @@ def test_fuzz_every_operation_against_a_live_server(tmp_path: Path) -> None:
         spec = httpx.get(f"{server.base_url}/openapi.json", timeout=30).json()
         operations = sum(len(methods) for methods in spec["paths"].values())
         command = [
-            _st(), "run", f"{server.base_url}/openapi.json",
+            _st(), "--config-file", str(CONFIG), "run", f"{server.base_url}/openapi.json",
             "--checks", "all", "--exclude-checks", "positive_data_acceptance",
             "--header", f"Authorization: Bearer {token}",
             "--max-examples", str(FUZZ_EXAMPLES), "--seed", str(FUZZ_SEED), "--generation-database", "none",

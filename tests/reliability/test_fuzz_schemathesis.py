@@ -45,7 +45,9 @@ def _scratch_dir() -> Path:
 DATA_DIR = _scratch_dir()  # created by the app's lifespan, removed by _app_lifespan below
 APP = create_app(settings_for(DATA_DIR, rate_limits_enabled=False, login_attempts_per_ip_per_minute=1_000_000,
                               login_failures_per_account_per_hour=100))
-schema = schemathesis.openapi.from_dict(APP.openapi())
+# The same configuration as `st run` in test_fuzz_live.py (e.g. 413 is a rejection of negative data).
+CONFIG = schemathesis.Config.from_path(Path(__file__).with_name("schemathesis.toml"))
+schema = schemathesis.openapi.from_dict(APP.openapi(), config=CONFIG)
 schema.app = APP
 schema.location = "/openapi.json"
 schema.config.generation.update(max_examples=FUZZ_EXAMPLES, database="none")
@@ -93,7 +95,7 @@ def test_fuzz_every_operation_in_process(case: Any) -> None:
 def test_fuzz_stateful_links_in_process() -> None:
     """Sequences of calls along the links schemathesis infers (POST /backtests -> GET /backtests/{id}, ...)."""
     headers = admin_headers()
-    loaded = schemathesis.openapi.from_asgi("/openapi.json", APP)
+    loaded = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG)
     loaded.config.seed = FUZZ_SEED
 
     class Machine(loaded.as_state_machine()):  # type: ignore[misc]

@@ -1,4 +1,17 @@
-"""FastAPI dependencies: the runtime, the caller, its scopes and its rate limit."""
+"""FastAPI dependencies as a chain: principal, then scope, then rate limit, then the intent.
+
+Routes declare what they need with chained ``Annotated`` aliases (the full-stack-fastapi-template
+way)::
+
+    Trader = Annotated[Principal, allow("prices:write", limit="prices")]
+
+    async def ingest(..., principal: Trader, _: RecordIntent) -> IngestOut: ...
+
+``allow`` resolves the caller (:func:`current_principal`, which asks the request's
+:class:`~genesis.api.authentication.Gatekeeper`), checks the scopes declared on it, then counts
+the hit against the route group's rate limit. ``RecordIntent``, declared after it on routes that
+change state, commits the ``started`` audit event before the route does anything.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +19,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlowPassword, OAuthFlows
-from fastapi.security import OAuth2
+from fastapi.security import OAuth2, SecurityScopes
 
-from genesis.api.metrics import RATE_LIMITED
-from genesis.api.request_audit import RequestAudit, request_audit
-from genesis.audit.context import set_user
-from genesis.errors import Forbidden, RateLimited, Unauthenticated, Unavailable
+from genesis.api.authentication import Gatekeeper
+from genesis.api.ratelimit import RateLimits
+from genesis.api.request_audit import request_audit, route_name
+from genesis.errors import Forbidden
 from genesis.runtime import Runtime
 from genesis.security.scopes import SCOPES
 from genesis.services.auth import Principal
@@ -36,87 +49,47 @@ async def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def limit_spec(runtime: Runtime, name: str) -> str | None:
-    """The configured limit for a named route group, or None when limits are off."""
-    settings = runtime.settings
-    if not settings.rate_limits_enabled:
-        return None
-    return str(getattr(settings, f"rate_limit_{name}", settings.rate_limit_default))
+def gatekeeper(request: Request) -> Gatekeeper:
+    keeper = request.app.state.gatekeeper
+    assert isinstance(keeper, Gatekeeper)
+    return keeper
 
 
-async def enforce_limit(runtime: Runtime, response: Response | None, name: str, key: str) -> None:
-    """Count a hit; raise RateLimited when over; set RateLimit-* headers on ``response``."""
-    spec = limit_spec(runtime, name)
-    if spec is None:
-        return
-    decision = await runtime.limiter.hit(spec, name, key)
-    if not decision.allowed:
-        RATE_LIMITED.labels(name).inc()
-        raise RateLimited(
-            f"rate limit of {spec} exceeded; retry in {decision.reset_after} s",
-            retry_after=decision.reset_after, limit=decision.limit,
-        )
-    if response is not None:
-        response.headers["RateLimit-Limit"] = str(decision.limit)
-        response.headers["RateLimit-Remaining"] = str(decision.remaining)
-        response.headers["RateLimit-Reset"] = str(decision.reset_after)
+def rate_limits(request: Request) -> RateLimits:
+    return gatekeeper(request).limits
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+async def current_principal(
+    request: Request, _authorization: Annotated[str | None, Depends(oauth2_scheme)] = None
+) -> Principal:
+    """The authenticated caller (401 when there is none); the OAuth2 scheme is named for the OpenAPI document."""
+    return await gatekeeper(request).principal(request.scope)
 
 
-def access(*scopes: str, limit: str) -> Any:
-    """A dependency that authenticates, rate-limits (per principal) and checks ``scopes``."""
+async def _scoped(
+    security_scopes: SecurityScopes, principal: Annotated[Principal, Depends(current_principal)]
+) -> Principal:
+    missing = sorted(set(security_scopes.scopes) - principal.scopes)
+    if missing:
+        raise Forbidden(f"this operation needs the scope {' '.join(missing)}",
+                        details={"scope_hint": " ".join(security_scopes.scopes)})
+    return principal
 
-    async def dependency(
-        request: Request, response: Response, runtime: RuntimeDep,
-        authorization: Annotated[str | None, Depends(oauth2_scheme)],
+
+def allow(*scopes: str, limit: str) -> Any:
+    """The caller, holding every one of ``scopes``, counted against the ``limit`` group's rate limit."""
+
+    async def limited(
+        request: Request, response: Response, principal: Annotated[Principal, Security(_scoped)]
     ) -> Principal:
-        record = request_audit(request)
-        if "access_token" in request.query_params:
-            await enforce_limit(runtime, None, limit, f"ip:{record.source_ip}")
-            raise Unauthenticated("tokens in the URL are refused; send an Authorization: Bearer header")
-        token = bearer_token(authorization)
-        if token is None:
-            await enforce_limit(runtime, None, limit, f"ip:{record.source_ip}")
-            raise Unauthenticated("missing bearer token")
-        try:
-            principal = await runtime.auth.authenticate(token)
-        except Unauthenticated:
-            await enforce_limit(runtime, None, limit, f"ip:{record.source_ip}")
-            raise
-        record.actor = principal.subject
-        record.audit = True
-        set_user(principal.subject)
-        await enforce_limit(runtime, response, limit, principal.subject)
-        missing = sorted(set(scopes) - principal.scopes)
-        if missing:
-            raise Forbidden(
-                f"this operation needs the scope {' '.join(missing)}", details={"scope_hint": " ".join(scopes)}
-            )
-        if request.method not in SAFE_METHODS and _route_name(request) not in COMPUTE_ONLY_ROUTES:
-            await record_intent(runtime, request, record)
+        await rate_limits(request).enforce(limit, principal.subject, response.headers)
         return principal
 
-    return Security(dependency, scopes=list(scopes))
+    limited.limit_group = limit  # type: ignore[attr-defined]  # read by the RouteTable
+    return Security(limited, scopes=list(scopes))
 
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# POST routes that compute over the request body and store nothing: their outcome event is enough.
-COMPUTE_ONLY_ROUTES = frozenset({"strategy.calculate", "indicators.compute"})
-
-
-def _route_name(request: Request) -> str | None:
-    return getattr(request.scope.get("route"), "name", None)
-
-
-async def record_intent(runtime: Runtime, request: Request, record: RequestAudit) -> None:
+async def record_intent(request: Request, runtime: RuntimeDep) -> None:
     """Commit a ``started`` audit event before a state-changing route does anything.
 
     The outcome event is written when the response starts, after the route's own writes have committed: were the
@@ -124,26 +97,17 @@ async def record_intent(runtime: Runtime, request: Request, record: RequestAudit
     means a failing store refuses the change up front (503, nothing done), and a crash in between leaves a
     ``started`` event without an outcome - visibly undecided, never silently missing.
     """
-    route = request.scope.get("route")
-    action = getattr(route, "name", None) or f"http.{request.method.lower()}"
-    try:
-        await runtime.record_request({
-            "action": action, "outcome": "started", "actor": record.actor or "anonymous",
-            "source_ip": record.source_ip, "user_agent": (request.headers.get("user-agent") or "")[:512] or None,
-            "method": request.method, "path": request.url.path[:2048], "status": None,
-            "correlation_id": record.correlation_id, "request_id": record.request_id,
-            "message": f"{request.method} {request.url.path[:200]} started", "metadata": {},
-        })
-    except Unavailable:
-        raise
-    except Exception as exc:  # the writer refused the batch (disk full, locked, I/O error)
-        raise Unavailable("the audit store is unavailable; nothing was changed", component="audit") from exc
+    await runtime.recorder.record(request_audit(request).intent_event(route_name(request.scope)))
+
+
+RecordIntent = Annotated[None, Depends(record_intent)]
 
 
 def public(limit: str) -> Any:
     """A dependency for public routes: rate-limited by client address."""
 
-    async def dependency(request: Request, response: Response, runtime: RuntimeDep) -> None:
-        await enforce_limit(runtime, response, limit, f"ip:{request_audit(request).source_ip}")
+    async def dependency(request: Request, response: Response) -> None:
+        await rate_limits(request).enforce(limit, f"ip:{request_audit(request).source_ip}", response.headers)
 
+    dependency.limit_group = limit  # type: ignore[attr-defined]
     return Depends(dependency)

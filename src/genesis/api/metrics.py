@@ -10,6 +10,3 @@ REQUEST_LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 RATE_LIMITED = Counter("genesis_rate_limit_refusals_total", "Requests refused by a rate limit.", ["limit"])
-RATE_LIMIT_DEGRADED = Counter(
-    "genesis_rate_limit_degraded_total", "Times the shared rate-limit store failed and the fallback engaged.", ["mode"]
-)

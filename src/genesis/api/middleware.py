@@ -1,9 +1,11 @@
-"""Pure ASGI middleware: correlation ids, body limits, metrics and the durable audit of each request.
+"""Pure ASGI middleware: correlation ids, size and time limits, authentication before the body, the audit of
+each request, metrics.
 
 A response is sent only after its request's audit event is committed: the
-``http.response.start`` message is held until the audit writer confirms the
-event; if the audit store cannot take it, the client gets a 503 instead of an
-acknowledgement that was never recorded.
+``http.response.start`` message is held until the recorder confirms the event; if the audit
+store cannot take it, the client gets a 503 instead of an acknowledgement that was never
+recorded. A request the application fails on (an exception no handler answered) is recorded
+too, with outcome ``error``, and answered with a 500 problem document here.
 """
 
 from __future__ import annotations
@@ -12,29 +14,30 @@ import asyncio
 import logging
 import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable
-from http import HTTPStatus
-from typing import Any
+from typing import Final
 
 import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from genesis.api.authentication import Gatekeeper
 from genesis.api.clientip import ClientAddressResolver
 from genesis.api.metrics import REQUEST_LATENCY, REQUESTS
-from genesis.api.request_audit import STATE_KEY, RequestAudit
-from genesis.audit.context import bind_request
+from genesis.api.problems import RequestRefused, problem_document
+from genesis.api.request_audit import REFUSALS, STATE_KEY, RequestAudit, route_name
+from genesis.audit import AuditRecorder
+from genesis.audit.context import bind_request, new_correlation_id
+from genesis.errors import TooLarge, Unavailable
 
 log = logging.getLogger("genesis.api.access")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
-REFUSALS = frozenset({401, 403, 429})
-MAX_HEADER_COUNT = 100
-MAX_HEADER_BYTES = 16 * 1024  # h11's default limit for the whole header block
-
-AuditCallback = Callable[[RequestAudit, dict[str, Any]], Awaitable[None]]
+MAX_HEADER_COUNT: Final = 100
+MAX_HEADER_BYTES: Final = 16 * 1024  # h11's default limit for the whole header block
+AUDIT_DOWN: Final = "the audit store is unavailable; nothing was acknowledged"
+ANONYMOUS_BODY_BYTES: Final = 8 * 1024
+"""Largest body of a route that takes no token (``/token``, ``/token/revoke``): a few form fields."""
 
 
 def correlation_from_headers(headers: dict[bytes, bytes]) -> str:
@@ -49,27 +52,22 @@ def correlation_from_headers(headers: dict[bytes, bytes]) -> str:
         match = TRACEPARENT.match(raw.decode("latin-1").strip().lower())
         if match and match.group(1) != "0" * 32:
             return match.group(1)
-    return uuid.uuid4().hex
-
-
-def outcome_of(status: int) -> str:
-    if status < 400:
-        return "success"
-    return "denied" if status in REFUSALS else "failure"
+    return new_correlation_id()
 
 
 class RequestMiddleware:
-    """Binds correlation context, enforces the body limit, audits and measures every request."""
+    """Binds correlation context, enforces limits, authenticates before the body, audits and measures."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, resolver: ClientAddressResolver, audit: AuditCallback,
-        body_timeout: float = 30.0,
+        self, app: ASGIApp, *, recorder: AuditRecorder, gatekeeper: Gatekeeper, resolver: ClientAddressResolver,
+        max_body_bytes: int, body_timeout: float = 30.0,
     ) -> None:
         self.app = app
+        self.recorder = recorder
+        self.gatekeeper = gatekeeper
+        self.resolver = resolver
         self.max_body_bytes = max_body_bytes
         self.body_timeout = body_timeout
-        self.resolver = resolver
-        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,20 +76,21 @@ class RequestMiddleware:
         started = time.perf_counter()
         headers = dict(scope["headers"])
         correlation_id = correlation_from_headers(headers)
-        request_id = uuid.uuid4().hex
+        request_id = new_correlation_id()
         client = scope.get("client")
-        peer = client[0] if client else None
         forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
         record = RequestAudit(
-            source_ip=self.resolver.resolve(peer, forwarded), correlation_id=correlation_id, request_id=request_id
+            source_ip=self.resolver.resolve(client[0] if client else None, forwarded),
+            correlation_id=correlation_id, request_id=request_id, method=scope["method"], path=scope["path"],
+            user_agent=headers.get(b"user-agent", b"").decode("latin-1") or None,
         )
         scope.setdefault("state", {})[STATE_KEY] = record
-        status_holder = [500]
+        exchange = _Exchange(self, scope, receive, send, headers, record)
         with bind_request(correlation_id=correlation_id, request_id=request_id):
             try:
-                await self._handle(scope, receive, send, headers, record, status_holder)
+                await exchange.run()
             finally:
-                self._observe(scope, record, status_holder[0], started)
+                self._observe(scope, record, exchange.status, started)
 
     @staticmethod
     def _observe(scope: Scope, record: RequestAudit, status: int, started: float) -> None:
@@ -106,111 +105,139 @@ class RequestMiddleware:
                    "duration_ms": round(elapsed * 1000, 3), "client_ip": record.source_ip, "actor": record.actor},
         )
 
-    async def _handle(
-        self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes], record: RequestAudit,
-        status_holder: list[int],
+
+class _Exchange:
+    """One request/response: the guarded ``receive``, the audited ``send`` and the failure path."""
+
+    def __init__(
+        self, mw: RequestMiddleware, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes],
+        record: RequestAudit,
     ) -> None:
-        correlation_header = (b"x-request-id", record.correlation_id.encode("latin-1"))
-        raw_headers = scope["headers"]
+        self.mw, self.scope, self._receive, self._send = mw, scope, receive, send
+        self.headers, self.record = headers, record
+        self.status = 500
+        self.started = False  # http.response.start was sent (or answered for)
+        self.suppressed = False
+        self.received = 0
+        self.body_done = False
+        self.deadline: float | None = None
+        self.body_limit = mw.max_body_bytes
+        self.correlation_header = (b"x-request-id", record.correlation_id.encode("latin-1"))
+
+    async def run(self) -> None:
+        raw_headers = self.scope["headers"]
         if len(raw_headers) > MAX_HEADER_COUNT or sum(len(k) + len(v) for k, v in raw_headers) > MAX_HEADER_BYTES:
             # uvicorn's httptools parser sets no limit of its own: refuse before any work is done.
-            await self._reject(send, 431, f"request headers exceed {MAX_HEADER_COUNT} fields or "
-                               f"{MAX_HEADER_BYTES} bytes", correlation_header, status_holder)
+            await self.reject(431, f"request headers exceed {MAX_HEADER_COUNT} fields or {MAX_HEADER_BYTES} bytes",
+                              code="request-header-fields-too-large")
             return
-        declared = headers.get(b"content-length")
-        if declared is not None:
+        if self.declared_length() > self.mw.max_body_bytes:
+            await self.reject(413, "request body is larger than the configured limit", code=TooLarge.code)
+            return
+        try:
+            await self.mw.app(self.scope, self.receive, self.send)
+        except Exception as exc:  # nothing answered it: record the failure, answer 500 if we still can
+            log.error("unhandled error", exc_info=exc)
+            if self.started:
+                raise
+            await self.audit(500)
+            await self.reject(500, "internal error; quote the correlation id when reporting it", code="internal-error",
+                              audited=True)
+
+    def declared_length(self) -> int:
+        try:
+            return int(self.headers.get(b"content-length", b"0"))
+        except ValueError:
+            return 0
+
+    # --- receive: deadline, size caps, authentication before the first byte of the body ------------------------
+    async def receive(self) -> Message:
+        if self.body_done:  # after the body, receive() only waits for a disconnect: no deadline then
+            return await self._receive()
+        loop = asyncio.get_running_loop()
+        if self.deadline is None:
+            self.deadline = loop.time() + self.mw.body_timeout
+            await self.admit_body()
+        try:
+            # A client that trickles its body (slowloris on the body) would hold the request forever.
+            message = await asyncio.wait_for(self._receive(), timeout=max(self.deadline - loop.time(), 0.0))
+        except TimeoutError:
+            raise HTTPException(408, "the request body did not arrive in time", {"Connection": "close"}) from None
+        if message["type"] == "http.request":
+            self.received += len(message.get("body", b""))
+            if self.received > self.body_limit:
+                # An HTTPException passes FastAPI's body parsing untouched and becomes a 413 problem.
+                raise RequestRefused(TooLarge("request body is larger than the limit for this route"))
+            self.body_done = not message.get("more_body", False)
+        else:
+            self.body_done = True
+        return message
+
+    async def admit_body(self) -> None:
+        """Before reading any body: the caller must be authenticated where the route needs it (else 401, unread)."""
+        gatekeeper = self.mw.gatekeeper
+        if gatekeeper.needs_principal(self.scope):
+            self.body_limit = self.mw.max_body_bytes
             try:
-                too_big = int(declared) > self.max_body_bytes
-            except ValueError:
-                too_big = False
-            if too_big:
-                await self._reject(send, 413, "request body is larger than the configured limit",
-                                   correlation_header, status_holder)
+                await gatekeeper.principal(self.scope)
+            except Exception as refusal:  # a refusal, or the database is away: answered as the route would be
+                raise RequestRefused(refusal) from refusal
+        else:
+            self.body_limit = ANONYMOUS_BODY_BYTES
+            if self.declared_length() > ANONYMOUS_BODY_BYTES:
+                raise RequestRefused(TooLarge(f"this route takes at most {ANONYMOUS_BODY_BYTES} bytes of body"))
+
+    # --- send: nothing leaves before its audit event is committed --------------------------------------------
+    async def send(self, message: Message) -> None:
+        if self.suppressed:
+            return
+        if message["type"] == "http.response.start":
+            self.status = int(message["status"])
+            self.started = True
+            if not await self.audit(self.status):
+                self.suppressed = True
+                await self.reject(503, AUDIT_DOWN, code=Unavailable.code, retry_after=True, audited=True)
                 return
+            message["headers"] = [*message.get("headers", []), self.correlation_header]
+        await self._send(message)
 
-        received = 0
-        body_done = False
-        body_deadline: float | None = None
+    async def audit(self, status: int) -> bool:
+        """Record the outcome when the policy says so; False when it had to be recorded and could not be.
 
-        async def limited_receive() -> Message:
-            nonlocal received, body_done, body_deadline
-            if body_done:  # after the body, receive() only waits for a disconnect: no deadline then
-                return await receive()
-            loop = asyncio.get_running_loop()
-            if body_deadline is None:
-                body_deadline = loop.time() + self.body_timeout
-            try:
-                # A client that trickles its body (slowloris on the body) would hold the request forever.
-                message = await asyncio.wait_for(receive(), timeout=max(body_deadline - loop.time(), 0.0))
-            except TimeoutError:
-                raise HTTPException(408, "the request body did not arrive in time", {"Connection": "close"}) from None
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    # An HTTPException passes FastAPI's body parsing untouched and becomes a 413 problem.
-                    raise HTTPException(413, "request body is larger than the configured limit")
-                body_done = not message.get("more_body", False)
+        A 5xx acknowledges nothing, so failing to record it (the audit store may be why it failed) does not
+        change the answer; every other audited status is withheld when its event cannot be committed.
+        """
+        record = self.record
+        if not (record.audit or status in REFUSALS or status >= 500):
+            return True
+        event = record.outcome_event(route_name(self.scope), status)
+        try:
+            if status == 429:  # a flood of refusals must not become a flood of durable writes
+                await self.mw.recorder.record_refusal(event)
             else:
-                body_done = True
-            return message
+                await self.mw.recorder.record(event)
+        except Exception as exc:  # audit store unavailable: never acknowledge unaudited
+            if status >= 500:
+                log.error("could not record a %d answer in the audit trail: %s", status, type(exc).__name__)
+                return True
+            log.error("audit write failed; answering 503", exc_info=exc)
+            return False
+        return True
 
-        suppressed = False
-
-        async def audited_send(message: Message) -> None:
-            nonlocal suppressed
-            if suppressed:
-                return
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-                status_holder[0] = status
-                if record.audit or status in REFUSALS:
-                    try:
-                        await self.audit(record, self._event_fields(scope, headers, record, status))
-                    except Exception as exc:  # audit store unavailable: never acknowledge unaudited
-                        log.error("audit write failed; answering 503", exc_info=exc)
-                        suppressed = True
-                        await self._reject(send, 503, "the audit store is unavailable; nothing was acknowledged",
-                                           correlation_header, status_holder, retry_after=True)
-                        return
-                message["headers"] = [*message.get("headers", []), correlation_header]
-            await send(message)
-
-        await self.app(scope, limited_receive, audited_send)
-
-    @staticmethod
-    def _event_fields(scope: Scope, headers: dict[bytes, bytes], record: RequestAudit, status: int) -> dict[str, Any]:
-        route = scope.get("route")
-        action = record.action or getattr(route, "name", None) or f"http.{scope['method'].lower()}"
-        if status == 401:
-            action = record.action or "auth.refused"
-        return {
-            "action": action,
-            "outcome": outcome_of(status),
-            "actor": record.actor or "anonymous",
-            "source_ip": record.source_ip,
-            "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:512] or None,
-            "method": scope["method"],
-            "path": scope["path"][:2048],
-            "status": status,
-            "correlation_id": record.correlation_id,
-            "request_id": record.request_id,
-            "message": record.message or f"{scope['method']} {scope['path'][:200]} -> {status}",
-            "metadata": record.metadata,
-        }
-
-    @staticmethod
-    async def _reject(
-        send: Send, status: int, detail: str, correlation_header: tuple[bytes, bytes], status_holder: list[int],
-        *, retry_after: bool = False,
+    async def reject(
+        self, status: int, detail: str, *, code: str, retry_after: bool = False, audited: bool = False
     ) -> None:
-        status_holder[0] = status
-        body = orjson.dumps({"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status,
-                             "detail": detail, "correlation_id": correlation_header[1].decode("latin-1")})
+        """Answer with a problem document from here (the application never saw or could not answer the request)."""
+        if not audited and not await self.audit(status):
+            status, detail, code, retry_after = 503, AUDIT_DOWN, Unavailable.code, True
+        self.status = status
+        self.started = True
+        body = orjson.dumps(problem_document(status, detail, code=code, correlation_id=self.record.correlation_id))
         response_headers = [(b"content-type", b"application/problem+json"),
-                            (b"content-length", str(len(body)).encode()), correlation_header]
+                            (b"content-length", str(len(body)).encode()), self.correlation_header]
         if retry_after:
             response_headers.append((b"retry-after", b"1"))
         if status in (413, 431):
             response_headers.append((b"connection", b"close"))
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": body})
+        await self._send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await self._send({"type": "http.response.body", "body": body})

@@ -31,11 +31,25 @@ BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's detail whe
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def problem_response(
-    status: int, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None, media_type: str = "application/problem+json",
-) -> Response:
-    """A problem-details response for ``status`` with a human ``detail``."""
+class RequestRefused(StarletteHTTPException):
+    """An error raised while a request body is being read (by the middleware's guarded ``receive``).
+
+    FastAPI turns any exception raised during body parsing into a generic 400, except an
+    HTTPException; this one carries the real error through, and the handlers below answer for
+    ``error`` as if it had been raised by the route (a domain error, a database outage...).
+    """
+
+    def __init__(self, error: Exception) -> None:
+        status = error.http_status if isinstance(error, GenesisError) else 500
+        super().__init__(status, str(error))
+        self.error = error
+
+
+def problem_document(
+    status: int, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None,
+    correlation_id: str | None = None,
+) -> dict[str, Any]:
+    """The RFC 9457 members of a problem: type, title, status, detail, correlation_id (and ``extra``)."""
     phrase = HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + (code or phrase.lower().replace(" ", "-")),
@@ -43,11 +57,20 @@ def problem_response(
         "status": status,
         "detail": detail,
     }
-    correlation_id = get_correlation_id()
+    correlation_id = correlation_id or get_correlation_id()
     if correlation_id:
         body["correlation_id"] = correlation_id
     if extra:
         body.update(extra)
+    return body
+
+
+def problem_response(
+    status: int, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None, media_type: str = "application/problem+json",
+) -> Response:
+    """A problem-details response for ``status`` with a human ``detail``."""
+    body = problem_document(status, detail, code=code, extra=extra)
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=media_type)
 
 
@@ -141,6 +164,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc, RequestRefused):
+            return await handler_for(exc.error)(request, exc.error)
         headers = dict(exc.headers or {})
         detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
         if exc.status_code == 400 and detail == BODY_PARSE_ERROR:
@@ -168,5 +193,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         (OperationalError, on_database), (InterfaceError, on_database), (SATimeoutError, on_database),
         (Exception, on_unexpected),
     ]
+    def handler_for(error: Exception) -> Handler:
+        return next(handler for exc_class, handler in handlers if isinstance(error, exc_class))
+
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, _no_store_on_token_routes(handler))

@@ -19,16 +19,16 @@ from genesis.audit.events import (
     FIELD_LIMITS,
     GENESIS_HASH,
     AuditEvent,
+    Col,
     EventRow,
     build_event,
     canonical_bytes,
     metadata_json,
-    now_us,
 )
 from genesis.audit.redaction import NO_LIMIT, clean_text
+from genesis.timeutil import now_us
 
 BreakKind = Literal["modified", "deleted", "inserted", "reordered", "truncated", "forged", "bad_checkpoint"]
-_dumps: Final = orjson.dumps
 
 
 class ChainHasher:
@@ -47,10 +47,6 @@ class ChainHasher:
             key = key.ljust(64, b"\0")
             self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
             self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-
-    @property
-    def keyed(self) -> bool:
-        return self._inner is not None
 
     def digest(self, prev: bytes, body: bytes) -> bytes:
         """Raw 32-byte link hash of ``prev || body``."""
@@ -146,7 +142,7 @@ def committed_event(item: AuditEvent | PendingLink, row: EventRow) -> AuditEvent
     """The committed form of ``item``: its sealed row with the original metadata mapping."""
     event = item.event if isinstance(item, PendingLink) else item
     values = list(row)
-    values[15] = event.metadata
+    values[Col.METADATA] = event.metadata
     return build_event(values)
 
 
@@ -216,26 +212,17 @@ def verify_chain(
     hasher = ChainHasher(hmac_key)
     inner, outer = hasher._inner, hasher._outer
     sha = hashlib.sha256
-    dumps = _dumps
+    canonical = canonical_bytes
     exp = start_seq
     prev_hex = start_prev_hash
     prev_bytes = bytes.fromhex(start_prev_hash)
     it: Iterator[EventRow | AuditEvent] = iter(rows)
     for item in it:
         r = item if type(item) is tuple else _as_row(item)
-        bad = r[0] != exp or r[16] != prev_hex
+        bad = r[Col.SEQ] != exp or r[Col.PREV_HASH] != prev_hex
         if not bad:
             try:
-                body = dumps(
-                    {
-                        "action": r[4], "actor": r[6], "correlation_id": r[12],
-                        "event_id": r[1], "level": r[3], "message": r[14],
-                        "metadata": r[15], "method": r[9], "occurred_at_us": r[2],
-                        "outcome": r[5], "path": r[10], "prev_hash": r[16],
-                        "request_id": r[13], "seq": r[0], "source_ip": r[7],
-                        "status": r[11], "user_agent": r[8],
-                    }
-                )  # fmt: skip
+                body = canonical(r)
             except (TypeError, orjson.JSONEncodeError):
                 bad = True
             else:
@@ -247,11 +234,11 @@ def verify_chain(
                     o = outer.copy()
                     o.update(h.digest())
                     raw = o.digest()
-                bad = raw.hex() != r[17]
+                bad = raw.hex() != r[Col.HASH]
         if bad:
             kind, seq, detail = _classify(r, exp, prev_hex, it, hasher)
             return _report(False, exp - start_seq, exp - 1, prev_hex, matched, covered, keys, kind, seq, detail)
-        prev_hex = r[17]
+        prev_hex = r[Col.HASH]
         prev_bytes = raw
         if exp == next_cp:
             while i < len(cps) and cps[i].seq == exp:
@@ -288,7 +275,7 @@ def _report(
 
 def _self_consistent(r: EventRow, hasher: ChainHasher) -> bool:
     try:
-        return bool(hasher.digest(bytes.fromhex(r[16]), canonical_bytes(r)).hex() == r[17])
+        return bool(hasher.digest(bytes.fromhex(r[Col.PREV_HASH]), canonical_bytes(r)).hex() == r[Col.HASH])
     except (TypeError, ValueError, IndexError, orjson.JSONEncodeError):
         return False
 
@@ -299,7 +286,7 @@ def _classify(
     """Name the first break, looking at most one row ahead (constant memory)."""
     following = next(it, None)
     nxt = None if following is None else _as_row(following)
-    seq = r[0]
+    seq = r[Col.SEQ]
     if not isinstance(seq, int) or len(r) != 18:
         return "modified", exp, f"row at position of seq {exp} is malformed"
     if seq < exp:
@@ -310,8 +297,8 @@ def _classify(
         if nxt is not None and nxt[0] == exp:
             return "reordered", exp, f"seq {seq} appears before seq {exp}"
         return "deleted", exp, f"seq {exp} is missing (next present is {seq})"
-    next_links_back = nxt is not None and nxt[16] == prev_hex
-    if r[16] == prev_hex:  # links correctly, so its own hash is wrong
+    next_links_back = nxt is not None and nxt[Col.PREV_HASH] == prev_hex
+    if r[Col.PREV_HASH] == prev_hex:  # links correctly, so its own hash is wrong
         if next_links_back:
             return "inserted", exp, f"seq {exp} does not verify and seq {exp + 1} links past it"
         return "modified", exp, f"hash of seq {exp} does not match its content"

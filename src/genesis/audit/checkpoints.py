@@ -17,8 +17,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from genesis.audit.events import now_us
 from genesis.secretfile import create_once
+from genesis.timeutil import now_us
 
 SIGNING_KEY_FILE: Final = "audit-signing.key"
 PAYLOAD_PREFIX: Final = "genesis-audit-checkpoint/v1"

@@ -31,14 +31,6 @@ def get_correlation_id() -> str | None:
     return correlation_id_var.get()
 
 
-def get_request_id() -> str | None:
-    return request_id_var.get()
-
-
-def get_user() -> str | None:
-    return user_var.get()
-
-
 @contextmanager
 def bind_correlation(correlation_id: str | None = None) -> Iterator[str]:
     """Bind a correlation id (new unless given) for the block, e.g. one batch job."""

@@ -16,8 +16,10 @@ from typing import Any, Final
 import orjson
 
 from genesis.audit.redaction import NO_LIMIT, clean_text, get_redactor, json_safe
+from genesis.timeutil import now_us
 
-OUTCOMES: Final = ("success", "failure", "denied")
+OUTCOMES: Final = ("success", "failure", "denied", "started", "error")
+"""``started``: an intent recorded before a change; ``error``: the server failed (a 500 or a crash)."""
 
 GENESIS_HASH: Final = "0" * 64
 """``prev_hash`` of the first event ever written (sequence number 1)."""
@@ -39,12 +41,17 @@ FIELD_LIMITS: Final = {
 }  # fmt: skip
 
 EventRow = tuple[Any, ...]
-"""One stored event as a tuple in ``EVENT_COLUMNS`` order (metadata as JSON text)."""
+"""One stored event as a tuple in ``EVENT_COLUMNS`` order (metadata as JSON text); index it with :class:`Col`."""
 
 
-def now_us() -> int:
-    """Current UTC time in integer microseconds since the Unix epoch."""
-    return time.time_ns() // 1000
+class Col:
+    """Positions of the columns in an :data:`EventRow` (``row[Col.PREV_HASH]``), in ``EVENT_COLUMNS`` order."""
+
+    SEQ, EVENT_ID, OCCURRED_AT_US, LEVEL, ACTION, OUTCOME, ACTOR, SOURCE_IP, USER_AGENT, METHOD, PATH, STATUS, \
+        CORRELATION_ID, REQUEST_ID, MESSAGE, METADATA, PREV_HASH, HASH = range(18)
+
+
+assert EVENT_COLUMNS.index("prev_hash") == Col.PREV_HASH and EVENT_COLUMNS.index("hash") == Col.HASH
 
 
 class _Entropy(threading.local):
@@ -124,7 +131,8 @@ class AuditEvent:
     def from_row(cls, row: EventRow, metadata: Mapping[str, Any] | None = None) -> AuditEvent:
         """Rebuild an event from a stored row (metadata parsed from its JSON text unless given)."""
         values = list(row)
-        values[15] = metadata if metadata is not None else orjson.loads(values[15]) if values[15] else {}
+        text = values[Col.METADATA]
+        values[Col.METADATA] = metadata if metadata is not None else orjson.loads(text) if text else {}
         return build_event(values)
 
 
@@ -229,7 +237,7 @@ def canonical_bytes(row: Sequence[Any]) -> bytes:
     A JSON object whose keys appear in code-point order, without whitespace,
     UTF-8, with ``metadata`` embedded as a JSON *string* holding the stored text.
     """
-    return orjson.dumps(
+    return _dumps(
         {
             "action": row[4], "actor": row[6], "correlation_id": row[12],
             "event_id": row[1], "level": row[3], "message": row[14],
@@ -238,4 +246,7 @@ def canonical_bytes(row: Sequence[Any]) -> bytes:
             "request_id": row[13], "seq": row[0], "source_ip": row[7],
             "status": row[11], "user_agent": row[8],
         }
-    )  # fmt: skip
+    )  # fmt: skip  # literal positions (Col.X in this hot path costs an attribute lookup per field)
+
+
+_dumps: Final = orjson.dumps

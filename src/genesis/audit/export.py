@@ -19,7 +19,8 @@ import orjson
 
 from genesis.audit.chain import VerifyReport, verify_chain
 from genesis.audit.checkpoints import Checkpoint, PublicKeys
-from genesis.audit.events import EVENT_COLUMNS, EventRow, now_us
+from genesis.audit.events import EVENT_COLUMNS, Col, EventRow
+from genesis.timeutil import now_us
 
 EXPORT_FORMAT: Final = "genesis-audit-export/1"
 _COLUMNS: Final = operator.itemgetter(*EVENT_COLUMNS)
@@ -91,8 +92,8 @@ def export_lines(
         obj.update(zip(EVENT_COLUMNS, row, strict=True))
         yield ndjson_line(obj)
         tally.count += 1
-        tally.first_seq = row[0] if tally.first_seq is None else tally.first_seq
-        tally.last_seq, tally.last_hash = row[0], row[17]
+        tally.first_seq = row[Col.SEQ] if tally.first_seq is None else tally.first_seq
+        tally.last_seq, tally.last_hash = row[Col.SEQ], row[Col.HASH]
     yield ndjson_line({"type": "end", "count": tally.count, "last_seq": tally.last_seq,
                        "last_hash": tally.last_hash})
 

@@ -29,11 +29,6 @@ _BASE_KEYS: Final = frozenset(
 )
 
 
-def capture_context(record: logging.LogRecord) -> None:
-    """Attach the caller's correlation id, request id and user to ``record``."""
-    record.__dict__[CONTEXT_ATTR] = (correlation_id_var.get(), request_id_var.get(), user_var.get())
-
-
 class JsonLineFormatter(logging.Formatter):
     """Formats a record as one UTF-8 JSON line (bytes, newline included)."""
 

@@ -16,18 +16,15 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from pathlib import Path
+from typing import Protocol, TextIO
 
-from genesis.audit.checkpoints import CheckpointSigner
 from genesis.audit.context import correlation_id_var, request_id_var, user_var
 from genesis.audit.jsonlines import CONTEXT_ATTR, JsonLineFormatter
-from genesis.audit.levels import AUDIT, parse_level
+from genesis.audit.levels import parse_level
 from genesis.audit.metrics import LOG_DROPPED, LOG_SINK_ERRORS
 from genesis.audit.redaction import configure_redactor
 from genesis.audit.sinks import ConsoleSink, DailyFileSink, RotatingFileSink, Sink
-from genesis.audit.store import AuditStore
-from genesis.audit.writer import AuditWriter
-from genesis.config import Settings
 
 MAX_QUEUE = 100_000
 _BATCH = 2000
@@ -150,7 +147,28 @@ class QueueingHandler(logging.Handler):
         self.handle(record)
 
 
-def build_sinks(settings: Settings, console: TextIO | None = None) -> list[Sink]:
+class LogSettings(Protocol):
+    """The settings logging reads (``genesis.config.Settings`` has them all; tests may pass any object)."""
+
+    @property
+    def log_level(self) -> str: ...
+    @property
+    def log_console(self) -> bool: ...
+    @property
+    def logs_path(self) -> Path: ...
+    @property
+    def log_file_max_bytes(self) -> int: ...
+    @property
+    def log_file_backups(self) -> int: ...
+    @property
+    def log_daily_backups(self) -> int: ...
+    @property
+    def log_gzip(self) -> bool: ...
+    @property
+    def log_redact_fields(self) -> list[str]: ...
+
+
+def build_sinks(settings: LogSettings, console: TextIO | None = None) -> list[Sink]:
     """The sinks named by the settings (console, size-rotated file, daily file)."""
     sinks: list[Sink] = []
     if settings.log_console:
@@ -174,67 +192,52 @@ def build_sinks(settings: Settings, console: TextIO | None = None) -> list[Sink]
 
 
 @dataclass
-class LoggingRuntime:
-    """Everything ``setup_logging`` started; ``close()`` stops it in order."""
+class LoggingHandle:
+    """The logging that ``setup_logging`` started; ``close()`` drains and removes it."""
 
-    settings: Settings
+    settings: LogSettings
     pipeline: LogPipeline
     handler: QueueingHandler
-    writer: AuditWriter | None = None
-    store: AuditStore | None = None
     closed: bool = False
     previous_level: int = logging.WARNING
 
     def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every record logged before the call has reached the sinks."""
         return self.pipeline.flush(timeout)
 
     def close(self) -> None:
-        """Record the audit stop, drain the writer (shutdown checkpoint), then the log pipeline."""
+        """Write what is queued, detach the handler and close the sinks (idempotent)."""
+        global _active
         if self.closed:
             return
         self.closed = True
-        from genesis.audit import runtime
-
-        if self.writer is not None:
-            try:
-                runtime.log_action(AUDIT, "audit logging stopped", action="audit.stop", wait=True)
-            except Exception as exc:
-                logging.getLogger("genesis.audit").error("could not record audit stop: %r", exc)
-            self.writer.close()
-        if runtime.current_runtime() is self:
-            runtime.configure_audit(None, None)
-            runtime.set_current_runtime(None)
+        if _active is self:
+            _active = None
         root = logging.getLogger()
         root.removeHandler(self.handler)
         root.setLevel(self.previous_level)
         self.pipeline.close()
 
 
-def setup_logging(
-    settings: Settings,
-    *,
-    store: AuditStore | None = None,
-    signer: CheckpointSigner | None = None,
-    console: TextIO | None = None,
-) -> LoggingRuntime:
-    """Configure logging (and, given a store, the audit writer) from ``settings``.
+# The root logger is process-wide by nature; this is the one handle attached to it.
+_active: LoggingHandle | None = None
 
-    Idempotent: called again with the same settings and store it returns the running
-    runtime; otherwise the previous one is closed first.
+
+def setup_logging(settings: LogSettings, *, console: TextIO | None = None) -> LoggingHandle:
+    """Route every log record of the process through one pipeline configured by ``settings``.
+
+    Idempotent: called again with equal settings it returns the running handle; otherwise the
+    previous one is closed first.
 
     Args:
-        settings: a ``genesis.config.Settings``.
-        store: the audit store; without it ``log_action`` cannot record AUDIT events.
-        signer: checkpoint signer; default the key in ``settings.data_dir``.
+        settings: the ``log_*`` settings (a ``genesis.config.Settings``).
         console: stream of the console sink (default ``sys.stderr``).
     """
-    from genesis.audit import runtime
-
-    active = runtime.current_runtime()
-    if active is not None and not active.closed:
-        if active.settings == settings and active.store is store:
-            return active
-        active.close()
+    global _active
+    if _active is not None and not _active.closed:
+        if _active.settings == settings and console is None:
+            return _active
+        _active.close()
     configure_redactor(settings.log_redact_fields)
     pipeline = LogPipeline(build_sinks(settings, console), JsonLineFormatter())
     handler = QueueingHandler(pipeline)
@@ -249,22 +252,10 @@ def setup_logging(
     logging._srcfile = None  # type: ignore[attr-defined]
     logging.logThreads = False
     logging.logMultiprocessing = False
-    writer = None
-    if store is not None:
-        if signer is None:
-            signer = CheckpointSigner.from_data_dir(settings.data_dir)
-        writer = AuditWriter(
-            store,
-            batch_max=settings.audit_batch_max,
-            checkpoint_interval=settings.audit_checkpoint_interval_seconds,
-            signer=signer,
-        )
-    rt = LoggingRuntime(settings, pipeline, handler, writer, store, previous_level=previous)
-    runtime.set_current_runtime(rt)
-    runtime.configure_audit(writer, store)
-    if writer is not None:
-        try:
-            runtime.log_action(AUDIT, "audit logging started", action="audit.start", wait=True)
-        except Exception as exc:  # the store may be down at start; the writer recovers later
-            logging.getLogger("genesis.audit").error("could not record audit start: %r", exc)
-    return rt
+    _active = LoggingHandle(settings, pipeline, handler, previous_level=previous)
+    return _active
+
+
+def active_logging() -> LoggingHandle | None:
+    """The handle ``setup_logging`` last returned, if still open."""
+    return _active

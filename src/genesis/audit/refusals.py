@@ -13,8 +13,10 @@ Pure bookkeeping on a monotonic clock supplied by the caller; no I/O, no threads
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Final
+
+from genesis.audit.events import AuditEvent
 
 RefusalKey = tuple[str, str, str]
 MAX_OPEN_WINDOWS: Final = 10_000
@@ -23,7 +25,7 @@ MAX_OPEN_WINDOWS: Final = 10_000
 @dataclass(slots=True)
 class _Window:
     opened: float
-    fields: dict[str, Any]
+    first: AuditEvent
     suppressed: int = 0
     first_us: int = 0
     last_us: int = 0
@@ -31,29 +33,14 @@ class _Window:
 
 @dataclass(frozen=True, slots=True)
 class RefusalSummary:
-    """Refusals of one key that were counted, not audited one by one."""
+    """Refusals of one key that were counted, not recorded one by one; ``first`` opened the window."""
 
     key: RefusalKey
     count: int
     first_us: int
     last_us: int
     window_seconds: float
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    def event_fields(self) -> dict[str, Any]:
-        """Keyword arguments for ``new_event``: the window's first refusal, restated as a count."""
-        actor, source, route = self.key
-        base = {k: v for k, v in self.fields.items() if k not in ("correlation_id", "request_id", "status", "message")}
-        return {
-            **base,
-            "action": "ratelimit.refused.summary",
-            "outcome": "denied",
-            "status": 429,
-            "message": f"{self.count} more rate-limited requests by {actor} from {source or 'unknown'} on {route} "
-                       f"within {self.window_seconds:g} s",
-            "metadata": {**(self.fields.get("metadata") or {}), "refused": self.count, "first_us": self.first_us,
-                         "last_us": self.last_us, "window_seconds": self.window_seconds},
-        }
+    first: AuditEvent
 
 
 class RefusalWindows:
@@ -65,7 +52,7 @@ class RefusalWindows:
         self._open: OrderedDict[RefusalKey, _Window] = OrderedDict()
         self._closed: list[RefusalSummary] = []
 
-    def admit(self, key: RefusalKey, fields: dict[str, Any], *, now: float, now_us: int) -> bool:
+    def admit(self, key: RefusalKey, event: AuditEvent, *, now: float, now_us: int) -> bool:
         """True when this refusal opens a window (audit it in full); False when it was only counted."""
         if self.window_seconds <= 0:
             return True
@@ -78,7 +65,7 @@ class RefusalWindows:
             return False
         if window is not None and window.suppressed:  # closed by this refusal: its count is due
             self._closed.append(self._summary(key, window))
-        self._open[key] = _Window(opened=now, fields=fields)
+        self._open[key] = _Window(opened=now, first=event)
         self._open.move_to_end(key)
         return True
 
@@ -112,4 +99,4 @@ class RefusalWindows:
 
     def _summary(self, key: RefusalKey, window: _Window) -> RefusalSummary:
         return RefusalSummary(key, window.suppressed, window.first_us, window.last_us, self.window_seconds,
-                              window.fields)
+                              window.first)

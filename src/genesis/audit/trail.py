@@ -13,11 +13,12 @@ from pathlib import Path
 
 from genesis.audit.chain import VerifyReport, verify_chain
 from genesis.audit.checkpoints import CheckpointSigner, PublicKeys, checkpoint_is_valid, public_key_pem, trusted_keys
-from genesis.audit.events import new_event, now_us
+from genesis.audit.events import Col, new_event
 from genesis.audit.export import ExportSummary, write_export
+from genesis.audit.recorder import AuditRecorder
 from genesis.audit.store import ArchiveRecord, AuditStore
-from genesis.audit.writer import AuditWriter
 from genesis.errors import InvalidInput
+from genesis.timeutil import now_us
 
 DAY_US = 86_400_000_000
 
@@ -71,13 +72,13 @@ def export_events(
     first = max(start_seq or boundary.seq + 1, boundary.seq + 1)
     rows = store.iter_rows(start_seq=first, end_seq=end_seq)
     head = next(rows, None)
-    start_prev = head[16] if head is not None else boundary.hash
+    start_prev = head[Col.PREV_HASH] if head is not None else boundary.hash
     last_seq = end_seq if end_seq is not None else store.head().seq
     checkpoints = store.checkpoints(min_seq=first - 1, max_seq=last_seq)
     if signer is not None and head is not None:
         tail = list(store.iter_rows(start_seq=last_seq, end_seq=last_seq))
         if tail:
-            cp = signer.sign(tail[0][0], tail[0][17], reason="export")
+            cp = signer.sign(tail[0][Col.SEQ], tail[0][Col.HASH], reason="export")
             store.add_checkpoint(cp)
             checkpoints.append(cp)
     return write_export(
@@ -99,7 +100,7 @@ def archive_events(
     export_dir: Path,
     retention_days: int,
     signer: CheckpointSigner | None,
-    writer: AuditWriter | None = None,
+    recorder: AuditRecorder | None = None,
     actor: str = "system",
 ) -> ArchiveRecord | None:
     """Export and prune events that occurred before ``before``, if older than the retention.
@@ -123,8 +124,8 @@ def archive_events(
     if record is not None and signer is not None:
         head = store.head()
         store.add_checkpoint(signer.sign(head.seq, head.hash, reason="archive"))
-    if writer is not None:
-        writer.write(
+    if recorder is not None:
+        recorder.record_blocking(
             new_event(
                 "audit.archive",
                 actor=actor,

@@ -14,13 +14,12 @@ import typer
 
 from genesis.audit import AuditStore, CheckpointSigner, archive_events, export_events, verify_chain
 from genesis.audit.checkpoints import export_public_key
-from genesis.cli.common import fail, run_with_runtime, settings
+from genesis.audit.events import Col
+from genesis.cli.common import fail, operator, run_with_runtime, settings
 from genesis.config import Settings
-from genesis.errors import GenesisError, InvalidInput
-from genesis.runtime import Runtime
-from genesis.services import audit_trail
-from genesis.storage.audit_sql import open_audit_store
-from genesis.storage.migrate import upgrade_database
+from genesis.errors import GenesisError, InvalidInput, Unavailable
+from genesis.runtime import Runtime, audit_backend
+from genesis.services import audit_trail, schema
 from genesis.timeutil import rfc3339, to_us
 
 app = typer.Typer(help="Query, verify, export and archive the tamper-evident audit trail.", no_args_is_help=True)
@@ -29,9 +28,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable outpu
 
 
 def _store(cfg: Settings) -> AuditStore:
-    upgrade_database(cfg.db_url)
-    hmac_key = cfg.audit_hmac_key.get_secret_value() if cfg.audit_hmac_key else None
-    return open_audit_store(cfg.db_url, hmac_key=hmac_key, timeout_seconds=cfg.database_timeout_seconds)
+    """The audit store for reading (no writer: a query writes nothing, not even a checkpoint)."""
+    Runtime.migrate(cfg)
+    try:
+        return audit_backend(cfg).open_store()
+    except Exception as exc:
+        fail(Unavailable(f"the audit store cannot be opened: {type(exc).__name__}", component="audit"))
+        raise
 
 
 def _as_json(flag: bool) -> bool:
@@ -155,7 +158,7 @@ def verify(
         prev_hash = boundary.hash
         if first > boundary.seq + 1:
             before = next(store.iter_rows(start_seq=first - 1, end_seq=first - 1), None)
-            prev_hash = before[17] if before else prev_hash
+            prev_hash = before[Col.HASH] if before else prev_hash
         rows = _with_progress(store.iter_rows(start_seq=first, end_seq=last), max(last - first + 1, 0),
                               "verifying", sys.stderr.isatty() and not as_json)
         checkpoints = store.checkpoints(min_seq=first - 1, max_seq=last) if to_seq is None else []
@@ -217,10 +220,14 @@ def archive(
     moment = datetime.fromtimestamp(before_us / 1_000_000, tz=UTC)
 
     async def action(rt: Runtime) -> Any:
-        assert rt.audit_store is not None
-        return archive_events(rt.audit_store, before=moment, export_dir=export_dir or cfg.data_dir / "archive",
+        store = rt.audit.store
+        if store is None:
+            raise Unavailable("the audit store is unavailable", component="audit")
+        user, host = operator()
+        return archive_events(store, before=moment, export_dir=export_dir or cfg.data_dir / "archive",
                               retention_days=cfg.audit_retention_days,
-                              signer=CheckpointSigner.from_data_dir(cfg.data_dir), writer=rt.writer, actor="cli")
+                              signer=CheckpointSigner.from_data_dir(cfg.data_dir), recorder=rt.recorder,
+                              actor=f"cli:{user}@{host}")
 
     record = run_with_runtime(action)
     dropped = _drop_archived_partitions(cfg) if record is not None else []
@@ -237,19 +244,7 @@ def archive(
 
 def _drop_archived_partitions(cfg: Settings) -> list[str]:
     """On PostgreSQL, detach and drop the monthly partitions the archive emptied."""
-    if cfg.is_sqlite:
-        return []
-    from sqlalchemy import create_engine, pool
-
-    from genesis.storage.database import sync_url
-    from genesis.storage.partitions import drop_archived_partitions
-
-    engine = create_engine(sync_url(cfg.db_url), poolclass=pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            return drop_archived_partitions(conn)
-    finally:
-        engine.dispose()
+    return schema.drop_archived_partitions(cfg.db_url)
 
 
 @app.command("public-key")

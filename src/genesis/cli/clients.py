@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from genesis.cli.common import run_with_runtime
+from genesis.cli.common import record, run_with_runtime
 from genesis.runtime import Runtime
 from genesis.security.scopes import ROLES
 from genesis.services import accounts
@@ -26,7 +26,7 @@ def create(
 
     async def action(rt: Runtime) -> accounts.NewClient:
         new = await accounts.create_client(clients=rt.clients, role=role, client_id=client_id, description=description)
-        await rt.record_admin("admin.client.create", f"created client {new.client_id!r} ({role})", target=new.client_id)
+        await record(rt, "admin.client.create", f"created client {new.client_id!r} ({role})", target=new.client_id)
         return new
 
     new = run_with_runtime(action)
@@ -59,7 +59,7 @@ def revoke(client_id: Annotated[str, typer.Argument(help="Client id.")]) -> None
 
     async def action(rt: Runtime) -> None:
         await accounts.revoke_client(clients=rt.clients, client_id=client_id)
-        await rt.record_admin("admin.client.revoke", f"revoked client {client_id!r}", target=client_id)
+        await record(rt, "admin.client.revoke", f"revoked client {client_id!r}", target=client_id)
 
     run_with_runtime(action)
     typer.echo(f"revoked {client_id}")

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from genesis.cli.common import fail, settings
-from genesis.errors import ConfigurationError, Conflict, GenesisError, Unavailable
-from genesis.storage.migrate import current_revision, upgrade_database
-from genesis.storage.partitions import MONTHS_AHEAD
+from genesis.errors import ConfigurationError, GenesisError
+from genesis.services import schema
+from genesis.services.schema import MONTHS_AHEAD
 
 app = typer.Typer(help="Database schema migrations, audit partitions and the service's role.", no_args_is_help=True)
 
@@ -18,8 +18,7 @@ app = typer.Typer(help="Database schema migrations, audit partitions and the ser
 def upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply migrations up to REVISION (default: the newest); on PostgreSQL also create the audit partitions ahead."""
     cfg = settings()
-    upgrade_database(cfg.db_url, revision=revision)
-    typer.echo(f"database at revision {current_revision(cfg.db_url)}")
+    typer.echo(f"database at revision {schema.upgrade(cfg.db_url, revision=revision)}")
     if not cfg.is_sqlite and revision == "head":
         created = _create_partitions(cfg.db_url, MONTHS_AHEAD, required=False)
         if created:
@@ -29,7 +28,7 @@ def upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 @app.command()
 def current() -> None:
     """Print the revision the database is at."""
-    typer.echo(current_revision(settings().db_url) or "none (run `genesis db upgrade`)")
+    typer.echo(schema.current(settings().db_url) or "none (run `genesis db upgrade`)")
 
 
 @app.command()
@@ -55,11 +54,9 @@ def grant_app_role(
     Run as the owner of the tables (GENESIS_DATABASE_URL names the owner), after every `genesis db upgrade`;
     running it again is harmless.
     """
-    from genesis.storage.grants import grant_app_role as grant
-
     cfg = settings()
     try:
-        grants = grant(cfg.db_url, role)
+        grants = schema.grant_app_role(cfg.db_url, role)
     except GenesisError as exc:
         fail(exc)
         raise
@@ -69,22 +66,8 @@ def grant_app_role(
 
 
 def _create_partitions(url: str, months_ahead: int, *, required: bool) -> list[str]:
-    """Create the missing partitions as the connected role; ``required``: fail if it may not."""
-    from sqlalchemy import create_engine, pool
-    from sqlalchemy.exc import OperationalError
-
-    from genesis.storage.database import sync_url
-    from genesis.storage.partitions import can_create_partitions, ensure_audit_partitions
-
-    engine = create_engine(sync_url(url), poolclass=pool.NullPool)
     try:
-        with engine.begin() as conn:
-            if required and not can_create_partitions(conn):
-                fail(Conflict("this database role may not create audit partitions: run it as the owner of "
-                              "audit_events (the role that ran `genesis db upgrade`)"))
-            return ensure_audit_partitions(conn, months_ahead=months_ahead)
-    except OperationalError as exc:
-        fail(Unavailable(f"cannot reach the database: {type(exc.orig).__name__}", component="database"))
+        return schema.create_partitions(url, months_ahead=months_ahead, required=required)
+    except GenesisError as exc:
+        fail(exc)
         raise
-    finally:
-        engine.dispose()

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from genesis.cli.common import run_with_runtime
+from genesis.cli.common import record, run_with_runtime
 from genesis.runtime import Runtime
 from genesis.services import market
 
@@ -43,7 +43,7 @@ def import_file(
                 task = progress.add_task(f"importing {file.name}", total=_count_lines(file))
                 report = await market.import_csv(store=rt.prices, symbol=symbol, path=file,
                                                  progress=lambda n: progress.advance(task, n))
-        await rt.record_admin("prices.import", f"imported {file.name} into {symbol}", target=symbol,
+        await record(rt, "prices.import", f"imported {file.name} into {symbol}", target=symbol,
                               metadata={"rows_read": report.rows_read, "inserted": report.inserted,
                                         "duplicates": report.duplicates, "rejected": len(report.rejected)})
         return report

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from genesis.cli.common import run_with_runtime
+from genesis.cli.common import record, run_with_runtime
 from genesis.runtime import Runtime
 from genesis.security.scopes import ROLES
 from genesis.services import accounts
@@ -35,7 +35,7 @@ def create(
 
     async def action(rt: Runtime) -> None:
         await accounts.create_user(users=rt.users, username=name, role=role, password=password)
-        await rt.record_admin("admin.user.create", f"created user {name!r} with role {role}", target=name)
+        await record(rt, "admin.user.create", f"created user {name!r} with role {role}", target=name)
 
     run_with_runtime(action)
     typer.echo(f"created user {name} ({role})")
@@ -60,7 +60,7 @@ def _set_disabled(name: str, disabled: bool) -> None:
     async def action(rt: Runtime) -> None:
         await accounts.set_user_disabled(users=rt.users, username=name, disabled=disabled)
         verb = "disable" if disabled else "enable"
-        await rt.record_admin(f"admin.user.{verb}", f"{verb}d user {name!r}", target=name)
+        await record(rt, f"admin.user.{verb}", f"{verb}d user {name!r}", target=name)
 
     run_with_runtime(action)
 
@@ -89,7 +89,7 @@ def set_password(
 
     async def action(rt: Runtime) -> None:
         await accounts.set_user_password(users=rt.users, username=name, password=password)
-        await rt.record_admin("admin.user.set_password", f"changed the password of {name!r}", target=name)
+        await record(rt, "admin.user.set_password", f"changed the password of {name!r}", target=name)
 
     run_with_runtime(action)
     typer.echo(f"password of {name} changed")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,33 @@ class TokenCodec:
     """Issues and verifies Genesis JWTs; caches verified claims until expiry."""
 
     def __init__(
-        self, *, key: str, issuer: str, audience: str, leeway_seconds: int = 10, cache_size: int = 4096
+        self, *, key: str | Callable[[], str], issuer: str, audience: str, leeway_seconds: int = 10,
+        cache_size: int = 4096,
     ) -> None:
+        """Args:
+            key: the HMAC key, or a function that reads it (called once, on first use or ``check_key``).
+        """
+        self._key_source = key
+        self._resolved: str | None = None
+        if isinstance(key, str):
+            self.check_key()
+        self._issuer = issuer
+        self._audience = audience
+        self._leeway = leeway_seconds
+        self._cache: OrderedDict[str, TokenClaims] = OrderedDict()
+        self._cache_size = cache_size
+
+    @property
+    def _key(self) -> str:
+        return self._resolved if self._resolved is not None else self.check_key()
+
+    def check_key(self) -> str:
+        """Read the key (once) and refuse one under 256 bits.
+
+        Raises:
+            ConfigurationError: the key is shorter than 32 bytes.
+        """
+        key = self._key_source if isinstance(self._key_source, str) else self._key_source()
         if len(key.encode()) < MIN_KEY_BYTES:
             # Refuse at start: a short key (an empty or truncated secret file, a weak GENESIS_SECRET_KEY) would let
             # anyone who guesses it mint tokens (RFC 8725 3.5: at least 256 bits for HS256).
@@ -55,12 +81,8 @@ class TokenCodec:
                 f"the JWT signing key is shorter than {MIN_KEY_BYTES} bytes (256 bits): set GENESIS_SECRET_KEY to a "
                 "longer secret, or remove the short secret.key from the data directory to have one generated"
             )
-        self._key = key
-        self._issuer = issuer
-        self._audience = audience
-        self._leeway = leeway_seconds
-        self._cache: OrderedDict[str, TokenClaims] = OrderedDict()
-        self._cache_size = cache_size
+        self._resolved = key
+        return key
 
     def issue(
         self, *, subject: str, scopes: tuple[str, ...], ttl_seconds: int, token_type: str = ACCESS_TYPE,

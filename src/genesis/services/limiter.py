@@ -20,12 +20,16 @@ from typing import Literal
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from prometheus_client import Counter
 
 from genesis.errors import Unavailable
 
 log = logging.getLogger("genesis.ratelimit")
 
 RETRY_REDIS_AFTER_SECONDS = 5.0
+RATE_LIMIT_DEGRADED = Counter(
+    "genesis_rate_limit_degraded_total", "Times the shared rate-limit store failed and the fallback engaged.", ["mode"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +169,7 @@ class Limiter:
                 "redis failed (%s): %s", type(exc).__name__,
                 "falling back to in-process rate limits" if self._failure_mode == "fail-open" else "refusing requests",
             )
+            RATE_LIMIT_DEGRADED.labels(self._failure_mode).inc()
             if self._on_degraded is not None:
                 self._on_degraded(self._failure_mode)
         if self._failure_mode == "fail-closed":

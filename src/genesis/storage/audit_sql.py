@@ -25,11 +25,12 @@ from urllib.parse import unquote, urlsplit
 
 from genesis.audit.chain import ChainHasher, PendingLink, committed_event, seal, verify_chain
 from genesis.audit.checkpoints import Checkpoint, CheckpointSigner, public_key_pem
-from genesis.audit.events import EVENT_COLUMNS, GENESIS_HASH, AuditEvent, EventRow, now_us
+from genesis.audit.events import EVENT_COLUMNS, GENESIS_HASH, AuditEvent, EventRow
 from genesis.audit.export import write_export
 from genesis.audit.store import ArchiveRecord, AuditStore, ChainHead, Order
 from genesis.errors import ConfigurationError, Conflict, InvalidInput, Unavailable
 from genesis.storage.wal import enable_wal
+from genesis.timeutil import now_us
 
 # Raise synchronous_commit to "on" when the session's setting would acknowledge a commit before its WAL
 # flush ("off", "local"); leave "on", "remote_write" and "remote_apply" as they are.

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -104,3 +104,13 @@ def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute(DURABLE_COMMITS_SQL)  # stronger settings (remote_write, remote_apply) are kept
     cursor.close()
     dbapi_connection.commit()  # a setting made in a transaction that is rolled back would be undone
+
+
+async def ping(engine: AsyncEngine) -> bool:
+    """Whether the database answers ``SELECT 1``."""
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception:
+        return False
+    return True

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from genesis.api.deps import RuntimeDep, access
+from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS, Strict, problem_responses
 from genesis.security.scopes import ROLES
@@ -15,7 +15,7 @@ from genesis.services import accounts
 from genesis.services.auth import Principal
 
 router = APIRouter(tags=["admin"])
-Admin = Annotated[Principal, access("admin", limit="default")]
+Admin = Annotated[Principal, allow("admin", limit="default")]
 RolePattern = "^(" + "|".join(ROLES) + ")$"
 
 
@@ -58,7 +58,9 @@ async def list_users(_: Admin, runtime: RuntimeDep) -> list[UserRead]:
 
 @router.post("/users", name="admin.user.create", status_code=201, response_model=UserRead,
              responses={**AUTHED_ERRORS, **problem_responses(409, 413)})
-async def create_user(body: UserCreate, request: Request, _: Admin, runtime: RuntimeDep) -> UserRead:
+async def create_user(
+    body: UserCreate, request: Request, _: Admin, __: RecordIntent, runtime: RuntimeDep
+) -> UserRead:
     """Create a user."""
     request_audit(request).metadata.update({"target": body.username, "role": body.role})
     user = await accounts.create_user(users=runtime.users, username=body.username, role=body.role,
@@ -68,7 +70,9 @@ async def create_user(body: UserCreate, request: Request, _: Admin, runtime: Run
 
 @router.post("/clients", name="admin.client.create", status_code=201, response_model=ClientCreated,
              responses={**AUTHED_ERRORS, **problem_responses(409, 413)})
-async def create_client(body: ClientCreate, request: Request, _: Admin, runtime: RuntimeDep) -> ClientCreated:
+async def create_client(
+    body: ClientCreate, request: Request, _: Admin, __: RecordIntent, runtime: RuntimeDep
+) -> ClientCreated:
     """Create a machine client; the secret is in this response only."""
     new = await accounts.create_client(clients=runtime.clients, role=body.role, client_id=body.client_id,
                                        description=body.description)

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from genesis.analytics import INDICATORS, SIGNAL_STRATEGIES, STRATEGY_CALCULATORS
-from genesis.api.deps import RuntimeDep, access
+from genesis.api.deps import RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import (
     AUTHED_ERRORS,
@@ -27,7 +27,7 @@ from genesis.services.auth import Principal
 router = APIRouter(tags=["analytics"])
 NOT_FINITE = ("{what} is not a finite number for these prices (they overflow double precision, or the value is "
               "undefined for them)")
-Runner = Annotated[Principal, access("analytics:run", limit="strategy")]
+Runner = Annotated[Principal, allow("analytics:run", limit="strategy")]
 
 
 class StrategyCalculate(Strict):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
-from genesis.api.deps import RuntimeDep, access
+from genesis.api.deps import RuntimeDep, allow
 from genesis.api.schemas import AUTHED_ERRORS, Timestamp, problem_responses
 from genesis.errors import InvalidInput
 from genesis.services.auth import Principal
@@ -47,7 +47,7 @@ class AnomalyOut(BaseModel):
 async def anomalies(
     symbol: Annotated[str, Path(description=SYMBOL_RULE, max_length=32, pattern=SYMBOL_PATTERN.pattern)],
     runtime: RuntimeDep,
-    _: Annotated[Principal, access("anomalies:read", limit="anomalies")],
+    _: Annotated[Principal, allow("anomalies:read", limit="anomalies")],
     threshold: Annotated[float, Query(gt=0, le=1000, allow_inf_nan=False)] = 3.0,
     window: Annotated[int, Query(ge=2, le=100_000)] = 100,
     method: Annotated[Literal["log_return_zscore", "price_zscore", "mad"], Query()] = "log_return_zscore",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from genesis.api.deps import RuntimeDep, access
+from genesis.api.deps import RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS, Timestamp, problem_responses
 from genesis.audit import AuditStore
@@ -20,7 +20,7 @@ from genesis.services.auth import Principal
 from genesis.timeutil import to_us
 
 router = APIRouter(prefix="/audit", tags=["audit"])
-Auditor = Annotated[Principal, access("audit:read", limit="audit")]
+Auditor = Annotated[Principal, allow("audit:read", limit="audit")]
 
 
 class AuditEventRead(BaseModel):
@@ -64,9 +64,10 @@ class VerifyRead(BaseModel):
 
 
 def _store(runtime: Runtime) -> AuditStore:
-    if runtime.audit_store is None:
+    store = runtime.audit.store
+    if store is None:
         raise Unavailable("the audit store is unavailable", component="audit")
-    return runtime.audit_store
+    return store
 
 
 @router.get("/events", name="audit.query", response_model=AuditEventPage, responses=AUTHED_ERRORS)

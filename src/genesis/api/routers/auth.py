@@ -11,7 +11,7 @@ import orjson
 from fastapi import APIRouter, Form, Header, Request, Response
 from pydantic import BaseModel
 
-from genesis.api.deps import RuntimeDep, access, enforce_limit
+from genesis.api.deps import RuntimeDep, allow, rate_limits
 from genesis.api.problems import NO_STORE
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS, OAuthErrorBody, TokenResponse, problem_responses
@@ -60,7 +60,7 @@ async def issue_token(
     record = request_audit(request)
     record.audit = True
     record.metadata["grant_type"] = grant_type
-    await enforce_limit(runtime, None, "token", f"ip:{record.source_ip}")
+    await rate_limits(request).enforce("token", f"ip:{record.source_ip}")
     try:
         if grant_type == "password":
             if not username or password is None:
@@ -106,7 +106,7 @@ async def revoke_token(
     """Revoke an access or refresh token (RFC 7009); unknown tokens also answer 200."""
     record = request_audit(request)
     record.audit = True
-    await enforce_limit(runtime, None, "token", f"ip:{record.source_ip}")
+    await rate_limits(request).enforce("token", f"ip:{record.source_ip}")
     await runtime.auth.revoke(token=token, token_type_hint=token_type_hint)
     return Response(status_code=200, headers=NO_STORE)
 
@@ -119,6 +119,6 @@ class Me(BaseModel):
 
 
 @router.get("/me", name="auth.me", response_model=Me, responses=AUTHED_ERRORS)
-async def me(principal: Annotated[Principal, access(limit="default")]) -> Me:
+async def me(principal: Annotated[Principal, allow(limit="default")]) -> Me:
     """Who the bearer token belongs to, and its scopes."""
     return Me(subject=principal.subject, kind=principal.kind, role=principal.role, scopes=sorted(principal.scopes))

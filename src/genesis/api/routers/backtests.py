@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from genesis.api.deps import RuntimeDep, access
+from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import (
     AUTHED_ERRORS,
@@ -82,7 +82,7 @@ def _read(record: BacktestRecord) -> BacktestRead:
              responses={**AUTHED_ERRORS, **problem_responses(400, 404, 413)})
 async def run(
     body: BacktestCreate, request: Request, runtime: RuntimeDep,
-    principal: Annotated[Principal, access("backtests:run", limit="backtests")],
+    principal: Annotated[Principal, allow("backtests:run", limit="backtests")], _: RecordIntent,
 ) -> BacktestRead:
     """Run a signal strategy over posted prices or a stored symbol, and record the result."""
     if body.prices is not None:
@@ -104,7 +104,7 @@ async def run(
             responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def read(
     backtest_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep,
-    principal: Annotated[Principal, access("backtests:read", limit="default")],
+    principal: Annotated[Principal, allow("backtests:read", limit="default")],
 ) -> BacktestRead:
     """A recorded backtest (your own; administrators may read any)."""
     record = await backtests.get_backtest(store=runtime.backtests, backtest_id=backtest_id,
@@ -115,7 +115,7 @@ async def read(
 @router.get("/performance", name="performance.read", response_model=list[StrategyPerformance],
             responses=AUTHED_ERRORS)
 async def performance(
-    runtime: RuntimeDep, _: Annotated[Principal, access("performance:read", limit="performance")],
+    runtime: RuntimeDep, _: Annotated[Principal, allow("performance:read", limit="performance")],
 ) -> list[StrategyPerformance]:
     """Each strategy's latest score and score history (oldest first), from recorded backtests."""
     rows = await backtests.PerformanceTracker(runtime.backtests).summary()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 from fastapi import APIRouter
@@ -10,6 +11,8 @@ from pydantic import BaseModel
 from genesis.api.deps import RuntimeDep, public
 from genesis.api.schemas import problem_responses
 from genesis.errors import Unavailable
+from genesis.services.readiness import check_readiness
+from genesis.storage.database import ping
 
 router = APIRouter(tags=["health"])
 
@@ -35,7 +38,12 @@ async def health() -> Health:
             responses=problem_responses(429, 503))
 async def ready(runtime: RuntimeDep) -> Readiness:
     """Readiness: the database, Redis (when configured) and the audit writer can serve."""
-    checks = await runtime.readiness()
+    checks = await check_readiness(
+        database=functools.partial(ping, runtime.engine),
+        redis=runtime.limiter.ping if runtime.settings.redis_url else None,
+        recorder=runtime.recorder, audit_store=lambda: runtime.audit.store,
+        timeout_seconds=runtime.settings.database_timeout_seconds,
+    )
     failed = [name for name, state in checks.items() if state != "ok"]
     if failed:
         raise Unavailable(f"not ready: {', '.join(failed)} unavailable", component=",".join(failed), retry_after=5)

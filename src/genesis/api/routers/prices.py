@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from genesis.api.deps import RuntimeDep, access
+from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, TimestampText, problem_responses
 from genesis.errors import InvalidInput, TooLarge
@@ -77,7 +77,7 @@ class PricesOut(BaseModel):
              responses={**AUTHED_ERRORS, **problem_responses(404, 413)})
 async def ingest(
     symbol: SymbolPath, body: PricesIn, request: Request, runtime: RuntimeDep,
-    _: Annotated[Principal, access("prices:write", limit="prices")],
+    _: Annotated[Principal, allow("prices:write", limit="prices")], __: RecordIntent,
 ) -> IngestOut:
     """Ingest ticks or bars; points already stored for a timestamp are skipped (idempotent)."""
     if len(body.points) > runtime.settings.max_prices_per_request:
@@ -103,7 +103,7 @@ async def ingest(
 @router.get("/prices/{symbol:path}", name="prices.read", response_model=PricesOut,
             responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def read(
-    symbol: SymbolPath, runtime: RuntimeDep, _: Annotated[Principal, access("prices:read", limit="prices")],
+    symbol: SymbolPath, runtime: RuntimeDep, _: Annotated[Principal, allow("prices:read", limit="prices")],
     start: Annotated[Timestamp | None, Query(description="Inclusive start (RFC 3339).")] = None,
     end: Annotated[Timestamp | None, Query(description="Exclusive end (RFC 3339).")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,

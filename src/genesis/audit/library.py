@@ -1,7 +1,13 @@
-"""The process's current audit runtime and the original convenience API.
+"""The seed's library API: ``log_action`` and ``get_audit_logs``, on top of the configured recorder.
 
-``setup_logging`` registers the writer and store here; tests may call
-:func:`configure_audit` directly. ``log_action`` and ``get_audit_logs`` use them.
+Any module of a trading system writes into the same trail as the API::
+
+    import genesis
+    genesis.configure()                 # once per process: the GENESIS_* settings the server reads
+    from genesis.audit import log_action, get_audit_logs
+
+    log_action("AUDIT", "User executed trade", user="testuser", metadata={"symbol": "BTC/USD"})
+    get_audit_logs("2023-01-01", "2025-12-31")
 """
 
 from __future__ import annotations
@@ -9,46 +15,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from genesis.audit.config import get_config
 from genesis.audit.context import bind_correlation, correlation_id_var, new_correlation_id, request_id_var, user_var
 from genesis.audit.events import new_event
 from genesis.audit.levels import AUDIT, level_name, parse_level
-from genesis.audit.store import AuditStore
-from genesis.audit.writer import AuditWriter, Ticket
+from genesis.audit.writer import Ticket
 from genesis.errors import InvalidInput, Unavailable
 
-if TYPE_CHECKING:
-    from genesis.audit.logging import LoggingRuntime
-
-_writer: AuditWriter | None = None
-_store: AuditStore | None = None
-_runtime: LoggingRuntime | None = None
+NOT_CONFIGURED = "the audit trail is not configured: call genesis.configure() once in this process"
 _EVENT_FIELDS = frozenset({"source_ip", "user_agent", "method", "path", "status", "request_id", "occurred_at_us"})
 audit_logger = logging.getLogger("genesis.audit")
-
-
-def configure_audit(writer: AuditWriter | None, store: AuditStore | None) -> None:
-    """Set the writer and store behind ``log_action`` / ``get_audit_logs`` (None clears)."""
-    global _writer, _store
-    _writer, _store = writer, store
-
-
-def current_writer() -> AuditWriter | None:
-    return _writer
-
-
-def current_store() -> AuditStore | None:
-    return _store
-
-
-def current_runtime() -> LoggingRuntime | None:
-    return _runtime
-
-
-def set_current_runtime(rt: LoggingRuntime | None) -> None:
-    global _runtime
-    _runtime = rt
 
 
 def log_action(
@@ -75,7 +53,7 @@ def log_action(
         when only a log line was written.
 
     Raises:
-        Unavailable: an audit event was asked for but no writer is configured, or
+        Unavailable: an audit event was asked for but the trail is not configured, or
             (with ``wait``) the event could not be committed.
     """
     levelno = parse_level(level)
@@ -89,47 +67,45 @@ def log_action(
         audit_logger.log(
             levelno,
             message,
-            extra={
-                "action": action or ("audit.log" if audited else None),
-                "outcome": outcome,
-                "actor": actor,
-                "metadata": meta,
-            },
+            extra={"action": action or ("audit.log" if audited else None), "outcome": outcome, "actor": actor,
+                   "metadata": meta},
         )
     if not audited:
         return None
-    writer = _writer
-    if writer is None:
-        raise Unavailable("the audit trail is not configured (call setup_logging with a store)", component="audit")
+    recorder = get_config().recorder
+    if recorder is None:
+        raise Unavailable(NOT_CONFIGURED, component="audit")
     columns.setdefault("request_id", request_id_var.get())
     event = new_event(
-        action or "audit.log",
-        actor=actor,
-        outcome=outcome,
-        level=level_name(levelno) if levelno != AUDIT else "AUDIT",
-        message=message,
-        metadata=meta,
-        correlation_id=cid,
-        **columns,
+        action or "audit.log", actor=actor, outcome=outcome,
+        level=level_name(levelno) if levelno != AUDIT else "AUDIT", message=message, metadata=meta,
+        correlation_id=cid, **columns,
     )
-    ticket = writer.submit(event)
+    ticket = recorder.submit(event)
     if wait:
         ticket.wait(30.0)
     return ticket
 
 
-def _bound_us(value: date | datetime | str, *, end: bool) -> int:
-    """UTC microseconds of a query bound; a date-only end means the next midnight."""
+def bound_us(value: date | datetime | str, *, end: bool, inclusive: bool = True) -> int:
+    """UTC microseconds of a query bound: ISO text, a date or a datetime (naive = UTC).
+
+    A date-only end means the next midnight (the whole day is included); a datetime end is
+    inclusive unless ``inclusive`` is False. A ``Z`` suffix is accepted.
+
+    Raises:
+        InvalidInput: the text is not an ISO 8601 date or datetime.
+    """
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+            value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise InvalidInput(f"not an ISO 8601 date or datetime: {value!r}") from None
     if isinstance(value, datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
         us = int(moment.timestamp()) * 1_000_000 + moment.microsecond
-        return us + 1 if end else us  # a datetime end is inclusive
+        return us + 1 if end and inclusive else us
     day = datetime.combine(value + timedelta(days=1) if end else value, time.min, tzinfo=UTC)
     return int(day.timestamp()) * 1_000_000
 
@@ -147,12 +123,12 @@ def get_audit_logs(
 
     Raises:
         InvalidInput: a bound is malformed or the range is reversed.
-        Unavailable: no store is configured or it cannot be read.
+        Unavailable: the trail is not configured or cannot be read.
     """
-    store = _store
+    store = get_config().store
     if store is None:
-        raise Unavailable("the audit trail is not configured", component="audit")
-    start_us, end_us = _bound_us(start_date, end=False), _bound_us(end_date, end=True)
+        raise Unavailable(NOT_CONFIGURED, component="audit")
+    start_us, end_us = bound_us(start_date, end=False), bound_us(end_date, end=True)
     if end_us < start_us:
         raise InvalidInput("end_date is before start_date")
     out: list[dict[str, Any]] = []

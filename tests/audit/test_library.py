@@ -1,4 +1,4 @@
-"""The original API: log_action and get_audit_logs, backed by the configured runtime."""
+"""The original API: log_action and get_audit_logs, on top of the configured recorder."""
 
 from __future__ import annotations
 
@@ -8,13 +8,12 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from genesis.audit import runtime
-from genesis.audit.checkpoints import CheckpointSigner
+import genesis
+from genesis import audit
+from genesis.audit import AuditRecorder, get_audit_logs, log_action
 from genesis.audit.context import bind_request
 from genesis.audit.events import new_event
 from genesis.audit.levels import AUDIT
-from genesis.audit.logging import setup_logging
-from genesis.audit.runtime import configure_audit, get_audit_logs, log_action
 from genesis.audit.store import AuditStore
 from genesis.audit.trail import verify_store
 from genesis.audit.writer import AuditWriter
@@ -29,7 +28,7 @@ def us(text: str) -> int:
 
 def test_log_action_records_audit_events_with_context(store: AuditStore) -> None:
     with AuditWriter(store) as writer:
-        configure_audit(writer, store)
+        audit.configure(recorder=AuditRecorder(writer), store=store)
         with bind_request(request_id="r-9", correlation_id="corr-9", user="alice"):
             ticket = log_action(
                 AUDIT, "ingested prices", metadata={"symbol": "BTC", "token": "t0k3n"}, action="prices.ingest",
@@ -60,7 +59,7 @@ def test_log_action_fails_closed_without_a_writer() -> None:
 def test_get_audit_logs_end_date_includes_the_whole_day(store: AuditStore) -> None:
     times = ["2024-01-01T00:00:00", "2024-01-02T23:59:59.999999", "2024-01-03T00:00:00", "2023-12-31T23:59:59"]
     store.append([new_event("t.day", message=t, occurred_at_us=us(t)) for t in times])
-    configure_audit(None, store)
+    audit.configure(recorder=None, store=store)
 
     def messages(start: object, end: object) -> list[str]:
         return [e["message"] for e in get_audit_logs(start, end)]  # type: ignore[arg-type]
@@ -81,20 +80,22 @@ def test_get_audit_logs_end_date_includes_the_whole_day(store: AuditStore) -> No
     assert set(row) >= {"seq", "event_id", "occurred_at_us", "actor", "action", "outcome", "hash", "prev_hash"}
 
 
-def test_setup_logging_runs_the_writer_and_records_start_and_stop(
-    store: AuditStore, make_settings: Callable[..., Settings], signer: CheckpointSigner
-) -> None:
+def test_genesis_configure_is_the_one_line_of_set_up(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings()
-    rt = setup_logging(settings, store=store, signer=signer)
-    assert runtime.current_writer() is rt.writer
-    ticket = log_action(AUDIT, "hello", action="test.hello", wait=True)
-    assert ticket is not None and ticket.done()
-    rt.close()
-    actions = [row[4] for row in store.iter_rows()]
-    assert actions == ["audit.start", "test.hello", "audit.stop"]
-    assert store.checkpoints()[-1].reason == "shutdown"
-    assert verify_store(store, public_key=signer.public_key).covered_seq == 3
-    lines = [json.loads(x) for x in (settings.logs_path / "genesis.log").read_text().splitlines()]
-    assert [x["event"] for x in lines if x["logger"] == "genesis.audit"] == ["audit.start", "test.hello", "audit.stop"]
+    with pytest.raises(Unavailable, match=r"genesis\.configure\(\)"):
+        log_action(AUDIT, "before configure")  # the error says what to do
+    handle = genesis.configure(data_dir=str(settings.data_dir), log_console=False)
+    try:
+        assert genesis.configure() is handle  # idempotent
+        ticket = log_action("AUDIT", "User executed trade", user="testuser", metadata={"symbol": "BTC/USD"},
+                            wait=True)
+        assert ticket is not None and ticket.done()
+        today = datetime.now(UTC).date().isoformat()
+        found = get_audit_logs("2023-01-01", today)
+        assert [(e["actor"], e["message"], e["metadata"]) for e in found] == [
+            ("testuser", "User executed trade", {"symbol": "BTC/USD"})]  # no audit.start from a library user
+    finally:
+        handle.close()
     with pytest.raises(Unavailable):
         log_action(AUDIT, "after close")
+    assert audit.get_config().recorder is None
