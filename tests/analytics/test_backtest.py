@@ -204,6 +204,8 @@ def test_equity_curve_is_read_only_and_json_ready(goog_close: FloatArray) -> Non
         ({"periods_per_year": 0}, "periods_per_year must be > 0"),
         ({"prices": [1.0, 0.0, 2.0]}, "prices must be > 0"),
         ({"prices": [1e-300, 1e300, 1e300], "positions": [1.0, 1.0, 1.0]}, "orders of magnitude"),
+        # Flat through the jump: 0 * inf is NaN, refused as clearly (and without a RuntimeWarning, an error here).
+        ({"prices": [1.0, 0.125, 1e308, 1.0], "positions": [0.0, 0.0, 0.0, 0.0]}, "orders of magnitude"),
     ],
 )
 def test_bad_backtest_input_is_refused(kwargs: dict[str, Any], message: str) -> None:

@@ -337,12 +337,13 @@ def test_registry_resolves_defaults_and_rejects_bad_parameters() -> None:
     assert spec.resolve({}) == {"period": 20, "num_std": 2.0}
     assert spec.resolve({"num_std": 3}) == {"period": 20, "num_std": 3.0}
     assert spec.warmup(period=5) == 4
-    with pytest.raises(InvalidInput, match=r"unknown parameter\(s\) for bbands: window; accepted: period, num_std"):
+    with pytest.raises(InvalidInput, match=r"unknown bbands parameter 'window'; supported: period, num_std"):
         spec.resolve({"window": 3})
+    # Values are the computation's to check, once, by its guards.
     with pytest.raises(InvalidInput, match="period must be an integer"):
-        spec.warmup(period=2.5)
+        spec.compute(np.arange(1.0, 30.0), period=2.5)
     with pytest.raises(InvalidInput, match="num_std must be > 0"):
-        spec.resolve({"num_std": 0})
+        spec.compute(np.arange(1.0, 30.0), num_std=0)
     with pytest.raises(InvalidInput, match="fast_period must be < slow_period"):
         INDICATORS["macd"].compute(np.arange(1.0, 50.0), fast_period=26, slow_period=12)
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from genesis.analytics import (
+    INDICATORS,
     RSI,
     SIGNAL_STRATEGIES,
     SMA,
@@ -42,8 +43,9 @@ def test_every_registered_calculator_returns_its_indicators_last_value(goog_clos
 
 def test_calculator_names_are_case_insensitive_and_unknown_names_list_the_supported_ones() -> None:
     assert set(STRATEGY_CALCULATORS) == {"sma", "ema", "wma", "rsi", "roc", "stddev"}
-    assert isinstance(calculator_for(" SMA ", 5), SMA)
+    assert calculator_for(" SMA ", 5).spec is INDICATORS["sma"]
     assert calculator_for("Rsi").period == 14
+    assert SMA() == calculator_for("sma", 20)
     with pytest.raises(InvalidInput, match="unknown strategy 'vwap'; supported: ema, roc, rsi, sma, stddev, wma"):
         calculator_for("vwap", 5)
 
@@ -58,8 +60,9 @@ def test_calculator_needs_enough_prices_for_one_value() -> None:
 
 @pytest.mark.parametrize("period", [0, -1, 2.5, "3", True])
 def test_calculator_refuses_bad_periods(period: object) -> None:
+    calculator = calculator_for("sma", period)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="period"):
-        calculator_for("sma", period)  # type: ignore[arg-type]
+        calculator.calculate([1.0, 2.0, 3.0])
 
 
 # --- signal strategies ---------------------------------------------------------------------
@@ -148,7 +151,7 @@ def test_signal_registry_describes_and_builds_strategies(goog_close: FloatArray)
     np.testing.assert_array_equal(strategy.positions(goog_close), SmaCrossover(5, 20).positions(goog_close))
     assert strategy.warmup == 19
     assert signal_strategy_for("rsi").warmup == 14
-    with pytest.raises(InvalidInput, match=r"unknown parameter\(s\) for sma_crossover: period"):
+    with pytest.raises(InvalidInput, match=r"unknown sma_crossover parameter 'period'; supported: fast, slow"):
         signal_strategy_for("sma_crossover", period=3)
     with pytest.raises(InvalidInput, match="unknown signal strategy 'macd'; supported: rsi, sma_crossover"):
         signal_strategy_for("macd")

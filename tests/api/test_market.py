@@ -95,7 +95,7 @@ def test_indicator_series_with_null_warmup(client: TestClient, trader: dict[str,
     assert all(math.isclose(v, e, abs_tol=1e-9) for v, e in zip(values[14:], expected[14:], strict=True))
     macd = client.post("/indicators/MACD", json={"prices": prices}, headers=trader).json()
     assert set(macd["values"]) == {"macd", "signal", "histogram"}
-    assert client.post("/indicators/nope", json={"prices": prices}, headers=trader).status_code == 404
+    assert client.post("/indicators/nope", json={"prices": prices}, headers=trader).status_code == 422
     bad = client.post("/indicators/sma", json={"prices": prices, "params": {"period": 0}}, headers=trader)
     assert bad.status_code == 422
     unknown_param = client.post("/indicators/sma", json={"prices": prices, "params": {"bogus": 1}}, headers=trader)

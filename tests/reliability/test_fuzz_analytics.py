@@ -120,9 +120,6 @@ def test_fuzz_indicator_series_holds_no_nan_beyond_its_warmup(
             assert all(_finite(v) for v in values[warmup:]), (output, values[warmup:])
 
 
-# numpy warns (inf * 0) before the analytics turn the overflow into a 422; outside pytest's "warnings are
-# errors" that warning is only logged, so let it be a warning here too.
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @FUZZ_SETTINGS
 @given(strategy=st.sampled_from(sorted(SIGNAL_STRATEGIES)), prices=PRICES,
        commission=st.one_of(st.sampled_from([0.0, 0.1, math.nan, -0.0]), ANY_FLOAT))

@@ -12,13 +12,10 @@ from genesis.analytics.anomaly_scan import ScanResult, scan
 from genesis.analytics.backtest import BacktestResult, run_backtest, strategy_returns
 from genesis.analytics.encoding import nan_to_none
 from genesis.analytics.indicators import (
-    INDICATORS,
     BollingerBands,
-    IndicatorSpec,
     Macd,
     bollinger_bands,
     ema,
-    indicator_spec,
     macd,
     roc,
     rolling_std,
@@ -27,22 +24,26 @@ from genesis.analytics.indicators import (
     wma,
 )
 from genesis.analytics.params import ParamSpec
-from genesis.analytics.strategies import (
+from genesis.analytics.registry import (
     EMA,
+    INDICATORS,
     ROC,
     RSI,
     SIGNAL_STRATEGIES,
     SMA,
     STRATEGY_CALCULATORS,
+    TABLE,
     WMA,
     IndicatorCalculator,
-    RsiStrategy,
+    IndicatorSpec,
+    Registry,
     SignalStrategySpec,
-    SmaCrossover,
     StdDev,
     calculator_for,
+    indicator_spec,
     signal_strategy_for,
 )
+from genesis.analytics.strategies import RsiStrategy, SmaCrossover
 from genesis.analytics.types import Calculator, FloatArray, SignalStrategy
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "SIGNAL_STRATEGIES",
     "SMA",
     "STRATEGY_CALCULATORS",
+    "TABLE",
     "WMA",
     "AnomalyDetector",
     "AnomalyResult",
@@ -67,6 +69,7 @@ __all__ = [
     "Macd",
     "Method",
     "ParamSpec",
+    "Registry",
     "RsiStrategy",
     "ScanResult",
     "SignalStrategy",

@@ -130,7 +130,8 @@ def strategy_returns(prices: npt.ArrayLike, positions: npt.ArrayLike, *, commiss
 
 
 def _strategy_returns(p: FloatArray, pos: FloatArray, commission: float) -> FloatArray:
-    with np.errstate(over="ignore"):  # checked below: absurd price jumps overflow
+    # Checked below: absurd price jumps overflow a return to inf, and a flat bar's 0 * inf is NaN.
+    with np.errstate(over="ignore", invalid="ignore"):
         bar_returns = np.empty(p.size)
         bar_returns[0] = 0.0
         np.divide(p[1:], p[:-1], out=bar_returns[1:])

@@ -12,34 +12,27 @@ changes it. With that default EMA is seeded with the SMA of its first ``period``
 prices and RSI with the simple averages of its first ``period`` changes, as
 documented per function.
 
-:data:`INDICATORS` describes every indicator (parameters, defaults, outputs,
-warm-up) for an API layer; :func:`indicator_spec` looks one up by name.
+Their names, parameters, defaults, outputs and warm-ups are in the one table,
+:mod:`genesis.analytics.registry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 import talib
 
-from genesis.analytics.params import ParametrizedSpec, ParamSpec
 from genesis.analytics.types import FloatArray
 from genesis.analytics.validation import as_prices, check_float, check_period
 from genesis.errors import InvalidInput
 
 __all__ = [
-    "INDICATORS",
     "BollingerBands",
-    "IndicatorSpec",
     "Macd",
     "bollinger_bands",
     "ema",
-    "indicator_spec",
     "macd",
     "roc",
     "rolling_std",
@@ -329,124 +322,3 @@ def roc(prices: npt.ArrayLike, period: int = 10) -> FloatArray:
     p = as_prices(prices)
     n = check_period(period, p.size)
     return talib.ROC(p, timeperiod=n)
-
-
-# --- registry ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class IndicatorSpec(ParametrizedSpec):
-    """What an API layer needs to know about one indicator.
-
-    Attributes
-    ----------
-    name, summary, params
-        See :class:`~genesis.analytics.params.ParametrizedSpec`.
-    outputs : tuple of str
-        Names of the output arrays, in the order :meth:`compute` returns them.
-    warmup_rule : str
-        The warm-up as a formula of the parameters, e.g. ``"period - 1"``.
-    function : callable
-        The indicator function, ``function(prices, **params)``.
-    warmup_of : callable
-        ``warmup_of(**params) -> int`` for complete, validated parameters; prefer
-        :meth:`warmup`, which fills in defaults and validates.
-    """
-
-    outputs: tuple[str, ...]
-    warmup_rule: str
-    function: Callable[..., FloatArray | tuple[FloatArray, ...]]
-    warmup_of: Callable[..., int]
-
-    def warmup(self, **params: object) -> int:
-        """Return the number of leading NaN values for these parameters (defaults filled in)."""
-        return self.warmup_of(**self.resolve(params))
-
-    def compute(self, prices: npt.ArrayLike, **params: object) -> dict[str, FloatArray]:
-        """Compute the indicator and return its outputs by name (NaN over the warm-up)."""
-        result = self.function(prices, **self.resolve(params))
-        arrays = (result,) if isinstance(result, np.ndarray) else tuple(result)
-        return dict(zip(self.outputs, arrays, strict=True))
-
-    def describe(self) -> dict[str, Any]:
-        """Return a JSON-ready description: name, summary, params, outputs, warm-up."""
-        return {**ParametrizedSpec.describe(self), "outputs": list(self.outputs), "warmup": self.warmup(),
-                "warmup_rule": self.warmup_rule}
-
-
-def _period(default: int) -> ParamSpec:
-    return ParamSpec("period", "integer", default, minimum=1, description="look-back window in bars")
-
-
-def _window_warmup(period: int, **_: object) -> int:
-    return period - 1
-
-
-def _lag_warmup(period: int) -> int:
-    return period
-
-
-def _macd_warmup(fast_period: int, slow_period: int, signal_period: int) -> int:
-    return slow_period + signal_period - 2
-
-
-def _windowed(name: str, summary: str, function: Callable[..., FloatArray], default: int) -> IndicatorSpec:
-    return IndicatorSpec(name, summary, (_period(default),), ("value",), "period - 1", function, _window_warmup)
-
-
-def _lagged(name: str, summary: str, function: Callable[..., FloatArray], default: int) -> IndicatorSpec:
-    return IndicatorSpec(name, summary, (_period(default),), ("value",), "period", function, _lag_warmup)
-
-
-_SPECS = (
-    _windowed("sma", "Simple moving average", sma, 20),
-    _windowed("ema", "Exponential moving average (SMA-seeded)", ema, 20),
-    _windowed("wma", "Linearly weighted moving average", wma, 20),
-    _lagged("rsi", "Relative strength index (Wilder smoothing), 0-100", rsi, 14),
-    IndicatorSpec(
-        name="macd",
-        summary="Moving average convergence/divergence",
-        params=(
-            ParamSpec("fast_period", "integer", 12, minimum=2, description="fast EMA span, < slow_period"),
-            ParamSpec("slow_period", "integer", 26, minimum=3, description="slow EMA span"),
-            ParamSpec("signal_period", "integer", 9, minimum=1, description="signal EMA span"),
-        ),
-        outputs=("macd", "signal", "histogram"),
-        warmup_rule="slow_period + signal_period - 2",
-        function=macd,
-        warmup_of=_macd_warmup,
-    ),
-    IndicatorSpec(
-        name="bbands",
-        summary="Bollinger bands: SMA +/- num_std population standard deviations",
-        params=(
-            _period(20),
-            ParamSpec("num_std", "number", 2.0, minimum=0.0, exclusive_minimum=True, description="band width"),
-        ),
-        outputs=("middle", "upper", "lower"),
-        warmup_rule="period - 1",
-        function=bollinger_bands,
-        warmup_of=_window_warmup,
-    ),
-    _windowed("stddev", "Rolling population standard deviation", rolling_std, 20),
-    _lagged("roc", "Rate of change in percent", roc, 10),
-)
-
-INDICATORS: Mapping[str, IndicatorSpec] = MappingProxyType({spec.name: spec for spec in _SPECS})
-"""Read-only registry: lowercase indicator name -> :class:`IndicatorSpec`."""
-
-
-def indicator_spec(name: str) -> IndicatorSpec:
-    """Look up an indicator by name, ignoring case and surrounding blanks.
-
-    Raises
-    ------
-    InvalidInput
-        If ``name`` is not registered; the message lists the supported names.
-    """
-    key = name.strip().lower() if isinstance(name, str) else ""
-    try:
-        return INDICATORS[key]
-    except KeyError:
-        supported = ", ".join(sorted(INDICATORS))
-        raise InvalidInput(f"unknown indicator {name!r}; supported: {supported}") from None

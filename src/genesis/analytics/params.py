@@ -1,10 +1,11 @@
 """Parameter specifications shared by the indicator and strategy registries.
 
 A :class:`ParamSpec` describes one tunable parameter (name, type, default, range)
-so that an API layer can list it, fill in defaults and reject bad values before
-any computation runs. Constraints that involve the data (``period`` no larger
-than the number of prices) or several parameters (``fast < slow``) are checked by
-the computation itself.
+so that an API layer can list it and fill in defaults. The values themselves are
+checked once, by the computation's guards (:mod:`genesis.analytics.validation`):
+the kernel for a period, the strategy for its levels and cross-parameter rules
+(``fast < slow``). ``tests/analytics/test_registry.py`` holds every declared bound
+to the bound the guards enforce.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from genesis.analytics.types import ParamValue
-from genesis.analytics.validation import check_float, check_int
-from genesis.errors import InvalidInput
+from genesis.analytics.validation import check_known
 
 __all__ = ["ParamSpec", "ParametrizedSpec", "resolve_params"]
 
@@ -49,20 +49,6 @@ class ParamSpec:
     exclusive_maximum: bool = False
     description: str = ""
 
-    def validate(self, value: object) -> ParamValue:
-        """Return ``value`` converted to the parameter's type, or raise InvalidInput."""
-        if self.kind == "integer":
-            maximum = None if self.maximum is None else int(self.maximum)
-            return check_int(value, name=self.name, minimum=int(self.minimum), maximum=maximum)
-        return check_float(
-            value,
-            name=self.name,
-            minimum=self.minimum,
-            maximum=self.maximum,
-            exclusive_minimum=self.exclusive_minimum,
-            exclusive_maximum=self.exclusive_maximum,
-        )
-
     def describe(self) -> dict[str, Any]:
         """Return a JSON-ready description (JSON-schema-like keys)."""
         out: dict[str, Any] = {"name": self.name, "type": self.kind, "default": self.default}
@@ -75,8 +61,8 @@ class ParamSpec:
 
 def resolve_params(
     owner: str, specs: Sequence[ParamSpec], given: Mapping[str, object] | None = None
-) -> dict[str, ParamValue]:
-    """Validate caller parameters against ``specs`` and fill in defaults.
+) -> dict[str, object]:
+    """Refuse unknown parameter names and fill in defaults.
 
     Parameters
     ----------
@@ -90,28 +76,25 @@ def resolve_params(
     Returns
     -------
     dict
-        Every parameter of ``specs``, in declaration order.
+        Every parameter of ``specs``, in declaration order, with the caller's values as
+        given (the computation checks them).
 
     Raises
     ------
     InvalidInput
-        If a name is unknown or a value has the wrong type or range.
+        If a name is unknown; ``details["supported"]`` lists the accepted names.
     """
     given = {} if given is None else given
-    names = [spec.name for spec in specs]
-    unknown = sorted(set(given) - set(names))
-    if unknown:
-        accepted = ", ".join(names) if names else "none"
-        raise InvalidInput(f"unknown parameter(s) for {owner}: {', '.join(map(str, unknown))}; accepted: {accepted}")
-    return {spec.name: spec.validate(given.get(spec.name, spec.default)) for spec in specs}
+    check_known(sorted(given), [spec.name for spec in specs], what=f"{owner} parameter")
+    return {spec.name: given.get(spec.name, spec.default) for spec in specs}
 
 
 @dataclass(frozen=True, slots=True)
 class ParametrizedSpec:
     """What every registry entry has: a name, a one-line summary and its parameters.
 
-    :class:`~genesis.analytics.indicators.IndicatorSpec` and
-    :class:`~genesis.analytics.strategies.SignalStrategySpec` add what they compute.
+    :class:`~genesis.analytics.registry.IndicatorSpec` and
+    :class:`~genesis.analytics.registry.SignalStrategySpec` add what they compute.
 
     Attributes
     ----------
@@ -120,15 +103,15 @@ class ParametrizedSpec:
     summary : str
         One line for listings.
     params : tuple of ParamSpec
-        Accepted keyword parameters with defaults and per-value bounds.
+        Accepted keyword parameters with defaults and the bounds their guards enforce.
     """
 
     name: str
     summary: str
     params: tuple[ParamSpec, ...]
 
-    def resolve(self, params: Mapping[str, object] | None = None) -> dict[str, ParamValue]:
-        """Validate ``params`` (unknown names, types, bounds) and fill in defaults."""
+    def resolve(self, params: Mapping[str, object] | None = None) -> dict[str, object]:
+        """Refuse unknown parameter names and fill in defaults (values are checked by the computation)."""
         return resolve_params(self.name, self.params, params)
 
     def describe(self) -> dict[str, Any]:

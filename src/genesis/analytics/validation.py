@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 import numpy as np
@@ -21,8 +22,11 @@ from genesis.errors import InvalidInput
 __all__ = [
     "as_positions",
     "as_prices",
+    "canonical_name",
+    "check_choice",
     "check_float",
     "check_int",
+    "check_known",
     "check_period",
 ]
 
@@ -237,3 +241,54 @@ def check_float(
         if fvalue > maximum:
             raise InvalidInput(f"{name} must be <= {maximum:g} (got {name}={fvalue:g})")
     return fvalue
+
+
+def canonical_name(name: str) -> str:
+    """Return ``name`` as registries key it: without surrounding blanks, lowercase."""
+    return name.strip().lower()
+
+
+def check_choice(value: object, supported: Sequence[str], *, what: str) -> str:
+    """Return the canonical form of ``value`` (see :func:`canonical_name`) if it names one of ``supported``.
+
+    Parameters
+    ----------
+    value : object
+        Candidate name; any case and surrounding blanks are accepted.
+    supported : sequence of str
+        Canonical names, in the order the error message lists them.
+    what : str
+        What the name names (``"indicator"``), used in the error message.
+
+    Raises
+    ------
+    InvalidInput
+        With a message such as ``"unknown indicator 'kama'; supported: bbands, ema, ..."``
+        and ``details={"supported": [...]}``.
+    """
+    key = canonical_name(value) if isinstance(value, str) else None
+    if key is None or key not in supported:
+        raise _unknown(what, [value], supported)
+    return key
+
+
+def check_known(names: Iterable[object], supported: Sequence[str], *, what: str) -> None:
+    """Refuse every one of ``names`` that is not exactly (case included) one of ``supported``.
+
+    Raises
+    ------
+    InvalidInput
+        The error of :func:`check_choice`, naming every unknown name.
+    """
+    unknown = [name for name in names if name not in supported]
+    if unknown:
+        raise _unknown(what, unknown, supported)
+
+
+def _unknown(what: str, names: Sequence[object], supported: Sequence[str]) -> InvalidInput:
+    # One wording and one details key for every unknown name (indicator, strategy, parameter), so that a
+    # client reads the accepted values from ``details["supported"]`` whatever it misspelled.
+    plural = "s" if len(names) > 1 else ""
+    listed = ", ".join(supported) or "none"
+    return InvalidInput(f"unknown {what}{plural} {', '.join(map(repr, names))}; supported: {listed}",
+                        details={"supported": list(supported)})

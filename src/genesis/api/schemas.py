@@ -5,10 +5,12 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, WithJsonSchema
 
+from genesis.analytics import Registry
+from genesis.analytics.validation import canonical_name
 from genesis.errors import TooLarge
 from genesis.timeutil import RFC3339_PATTERN
 
@@ -67,6 +69,27 @@ ParamValue = Annotated[
     WithJsonSchema({"type": "number", "minimum": -MAX_PARAM_MAGNITUDE, "maximum": MAX_PARAM_MAGNITUDE}),
 ]
 Params = Annotated[dict[Annotated[str, Field(max_length=32)], ParamValue], Field(max_length=16)]
+
+
+
+
+def _canonical(value: object) -> object:
+    return canonical_name(value) if isinstance(value, str) else value
+
+
+# A name from one of the analytics registries, in any case and with surrounding blanks as before; the route
+# passes it on canonical and the registry's lookup refuses an unknown one (422, ``supported`` listed).
+RegistryName = Annotated[str, BeforeValidator(_canonical)]
+
+
+def names_of(registry: Registry[Any]) -> dict[str, Any]:
+    """``json_schema_extra`` that publishes a registry's names as the enum of a :data:`RegistryName` field."""
+    return {"enum": list(registry.names)}
+
+
+# Prices that every indicator and strategy can use with its defaults (MACD's warm-up is 33): request examples
+# are sent as shown by Swagger's "Try it out", so they must succeed.
+EXAMPLE_PRICES: list[JsonValue] = [round(100.0 + 3.0 * math.sin(i / 3.0) + 0.15 * i, 2) for i in range(40)]
 
 
 def check_price_count(runtime: Runtime, count: int) -> None:

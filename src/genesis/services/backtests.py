@@ -37,26 +37,25 @@ async def run_and_record(
     *, store: BacktestStore, owner: str, strategy_name: str, params: Mapping[str, Any], closes: Sequence[float],
     symbol: str | None, commission: float, include_equity: bool,
 ) -> BacktestRecord:
-    """Run ``strategy_name`` over ``closes`` and record the result under ``owner``."""
-    key = strategy_name.strip().lower()
-    spec = SIGNAL_STRATEGIES.get(key)
-    if spec is None:
-        raise InvalidInput(
-            f"unsupported strategy {strategy_name!r}; supported: {', '.join(sorted(SIGNAL_STRATEGIES))}",
-            details={"supported": sorted(SIGNAL_STRATEGIES)},
-        )
+    """Run ``strategy_name`` over ``closes`` and record the result under ``owner``.
+
+    Raises:
+        InvalidInput: the strategy or a parameter name is unknown (``details["supported"]`` lists the accepted
+            ones), the strategy refuses a value, or there are fewer than 2 prices.
+    """
+    spec = SIGNAL_STRATEGIES.lookup(strategy_name)
     if len(closes) < 2:
         raise InvalidInput("a backtest needs at least 2 prices")
     resolved = spec.resolve(params)
+    strategy = spec.create(**resolved)  # refuses bad values before a computation slot is taken
 
     def work() -> Any:
-        strategy = spec.create(**resolved)
         positions = strategy.positions(closes)
         return run_backtest(closes, positions, commission=commission, include_equity=include_equity)
 
     result = await run_sized(len(closes), work)
     record = BacktestRecord(
-        id=str(uuid.uuid4()), owner=owner, strategy_name=key, params=dict(resolved), symbol=symbol,
+        id=str(uuid.uuid4()), owner=owner, strategy_name=spec.name, params=dict(resolved), symbol=symbol,
         n_prices=len(closes), metrics=result.metrics(), score=result.sharpe,
         equity=result.equity.tolist() if result.equity is not None else None, created_at_us=now_us(),
     )

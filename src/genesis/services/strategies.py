@@ -6,26 +6,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from genesis.analytics import INDICATORS, STRATEGY_CALCULATORS, calculator_for, nan_to_none
-from genesis.errors import InvalidInput, NotFound
+from genesis.analytics import INDICATORS, calculator_for, nan_to_none
 from genesis.services.compute import run_sized
 
 
-def _check_period(period: int, n: int) -> None:
-    if period > n:
-        raise InvalidInput(f"period must be <= the number of prices (got period={period}, {n} prices)")
-
-
 async def calculate_strategy(*, strategy_name: str, prices: Sequence[float], period: int) -> float:
-    """The latest value of the named indicator (the original ``/strategy/calculate``)."""
-    name = strategy_name.strip().lower()
-    if name not in STRATEGY_CALCULATORS:
-        raise InvalidInput(
-            f"unsupported strategy {strategy_name!r}; supported: {', '.join(sorted(STRATEGY_CALCULATORS))}",
-            details={"supported": sorted(STRATEGY_CALCULATORS)},
-        )
-    _check_period(period, len(prices))
-    calculator = calculator_for(name, period)
+    """The latest value of the named single-output indicator (the original ``/strategy/calculate``).
+
+    Raises:
+        InvalidInput: the name is unknown (``details["supported"]`` lists the names), or the indicator refuses
+            the prices or the period.
+    """
+    calculator = calculator_for(strategy_name, period)
     return await run_sized(len(prices), calculator.calculate, prices)
 
 
@@ -38,19 +30,18 @@ class IndicatorSeries:
 
 
 async def compute_indicator(*, name: str, prices: Sequence[float], params: Mapping[str, Any]) -> IndicatorSeries:
-    """The whole series of an indicator; warm-up values are None."""
-    key = name.strip().lower()
-    spec = INDICATORS.get(key)
-    if spec is None:
-        raise NotFound(f"unknown indicator {name!r}; supported: {', '.join(sorted(INDICATORS))}")
+    """The whole series of an indicator; warm-up values are None.
+
+    Raises:
+        InvalidInput: the indicator or a parameter name is unknown (``details["supported"]`` lists the accepted
+            ones), or the indicator refuses the prices or a parameter value.
+    """
+    spec = INDICATORS.lookup(name)
     resolved = spec.resolve(params)
-    for param_name, value in resolved.items():
-        if param_name.endswith("period") and isinstance(value, int):
-            _check_period(value, len(prices))
 
     def work() -> IndicatorSeries:
-        outputs = spec.compute(prices, **resolved)
-        return IndicatorSeries(key, dict(resolved), spec.warmup(**resolved),
+        outputs = spec.compute(prices, **resolved)  # the indicator's guards check every value, once
+        return IndicatorSeries(spec.name, resolved, spec.warmup(**resolved),
                                {out: nan_to_none(values) for out, values in outputs.items()})
 
     return await run_sized(len(prices), work)

@@ -6,18 +6,21 @@ import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from genesis.analytics import INDICATORS, SIGNAL_STRATEGIES, STRATEGY_CALCULATORS
 from genesis.api.deps import RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import (
     AUTHED_ERRORS,
+    EXAMPLE_PRICES,
     BodyInt,
     Params,
     PriceList,
+    RegistryName,
     Strict,
     check_price_count,
+    names_of,
     problem_responses,
 )
 from genesis.errors import InvalidInput
@@ -30,11 +33,21 @@ NOT_FINITE = ("{what} is not a finite number for these prices (they overflow dou
 Runner = Annotated[Principal, allow("analytics:run", limit="strategy")]
 
 
+# Documented from the table; the indicator's own guard checks the period (against the number of prices), once.
+PERIOD_MINIMUM = int(min(param.minimum for spec in STRATEGY_CALCULATORS.values() for param in spec.params
+                         if param.name == "period"))
+
+
 class StrategyCalculate(Strict):
-    strategy_name: str = Field(min_length=1, max_length=32, examples=["sma"],
-                               description=f"One of {', '.join(sorted(STRATEGY_CALCULATORS))} (any case).")
-    prices: PriceList
-    period: BodyInt = Field(10, ge=1, le=100_000)
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"strategy_name": "sma", "prices": [101.2, 102.5, 101.9, 103.1, 104.0], "period": 3},
+    ]})
+
+    strategy_name: RegistryName = Field(max_length=32, json_schema_extra=names_of(STRATEGY_CALCULATORS),
+                                        examples=["sma"], description="A single-output indicator (any case).")
+    prices: PriceList = Field(examples=[[101.2, 102.5, 101.9, 103.1, 104.0]])
+    period: BodyInt = Field(10, json_schema_extra={"minimum": PERIOD_MINIMUM}, examples=[3],
+                            description="Look-back in prices, at most the number of prices.")
 
 
 class StrategyResult(BaseModel):
@@ -42,8 +55,11 @@ class StrategyResult(BaseModel):
 
 
 class IndicatorRequest(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"prices": EXAMPLE_PRICES, "params": {}}]})
+
     prices: PriceList
-    params: Params = Field(default_factory=dict, description="The indicator's own parameters (see GET /indicators).")
+    params: Params = Field(default_factory=dict, examples=[{"period": 14}],
+                           description="The indicator's own parameters, defaults when omitted (see GET /indicators).")
 
 
 class IndicatorSeriesOut(BaseModel):
@@ -54,36 +70,37 @@ class IndicatorSeriesOut(BaseModel):
 
 
 @router.post("/strategy/calculate", name="strategy.calculate", response_model=StrategyResult,
-             responses={**AUTHED_ERRORS, **problem_responses(400, 413)})
+             responses={**AUTHED_ERRORS, **problem_responses(413)})
 async def calculate(body: StrategyCalculate, request: Request, runtime: RuntimeDep, _: Runner) -> StrategyResult:
-    """The latest value of an indicator (sma, ema, wma, rsi, roc, stddev) over the posted prices."""
+    """The latest value of a single-output indicator over the posted prices."""
     check_price_count(runtime, len(body.prices))
     request_audit(request).metadata.update({"strategy": body.strategy_name, "period": body.period,
                                             "n_prices": len(body.prices)})
     value = await strategies.calculate_strategy(strategy_name=body.strategy_name, prices=body.prices,
                                                 period=body.period)
     if not math.isfinite(value):  # JSON has no NaN: serialised, it would become a null the schema does not allow
-        raise InvalidInput(NOT_FINITE.format(what=f"the {body.strategy_name.strip().lower()} value"))
+        raise InvalidInput(NOT_FINITE.format(what=f"the {body.strategy_name} value"))
     return StrategyResult(result=value)
 
 
 @router.get("/indicators", name="indicators.list", responses=AUTHED_ERRORS)
 async def list_indicators(_: Runner) -> list[dict[str, Any]]:
     """Every indicator with its parameters, outputs and warm-up."""
-    return [spec.describe() for _, spec in sorted(INDICATORS.items())]
+    return INDICATORS.describe()
 
 
 @router.get("/strategies", name="strategies.list", responses=AUTHED_ERRORS)
 async def list_strategies(_: Runner) -> dict[str, Any]:
     """Names accepted by /strategy/calculate and the signal strategies accepted by /backtests."""
-    return {"calculators": sorted(STRATEGY_CALCULATORS),
-            "signal_strategies": [spec.describe() for _, spec in sorted(SIGNAL_STRATEGIES.items())]}
+    return {"calculators": list(STRATEGY_CALCULATORS.names), "signal_strategies": SIGNAL_STRATEGIES.describe()}
 
 
 @router.post("/indicators/{name}", name="indicators.compute", response_model=IndicatorSeriesOut,
-             responses={**AUTHED_ERRORS, **problem_responses(404, 413)})
+             responses={**AUTHED_ERRORS, **problem_responses(413)})
 async def compute(
-    name: Annotated[str, Path(max_length=32, examples=["rsi"])], body: IndicatorRequest, request: Request,
+    name: Annotated[RegistryName, Path(max_length=32, json_schema_extra=names_of(INDICATORS), examples=["rsi"],
+                                       description="An indicator (any case).")],
+    body: IndicatorRequest, request: Request,
     runtime: RuntimeDep, _: Runner,
 ) -> IndicatorSeriesOut:
     """The whole indicator series; undefined warm-up values are null."""

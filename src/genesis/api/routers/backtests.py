@@ -7,15 +7,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from genesis.analytics import SIGNAL_STRATEGIES
 from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import (
     AUTHED_ERRORS,
+    EXAMPLE_PRICES,
     Params,
     PriceList,
+    RegistryName,
     Strict,
     Timestamp,
     check_price_count,
+    names_of,
     problem_responses,
 )
 from genesis.services import backtests
@@ -28,15 +32,20 @@ router = APIRouter(tags=["backtests"])
 
 class BacktestCreate(Strict):
     # "Either prices or symbol; start/end with a symbol only", stated in the schema as well.
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": ["prices"], "properties": {"prices": {"type": "array"}, "symbol": {"type": "null"},
-                                                "start": {"type": "null"}, "end": {"type": "null"}}},
-        {"required": ["symbol"], "properties": {"symbol": {"type": "string"}, "prices": {"type": "null"}}},
-    ]})
+    model_config = ConfigDict(json_schema_extra={
+        "oneOf": [
+            {"required": ["prices"], "properties": {"prices": {"type": "array"}, "symbol": {"type": "null"},
+                                                    "start": {"type": "null"}, "end": {"type": "null"}}},
+            {"required": ["symbol"], "properties": {"symbol": {"type": "string"}, "prices": {"type": "null"}}},
+        ],
+        "examples": [{"strategy": "sma_crossover", "params": {"fast": 5, "slow": 20}, "prices": EXAMPLE_PRICES,
+                      "commission": 0.001}],
+    })
 
-    strategy: str = Field(min_length=1, max_length=32, examples=["sma_crossover"])
-    params: Params = Field(default_factory=dict, examples=[{"fast": 10, "slow": 30}],
-                          description="The strategy's own parameters (see GET /strategies).")
+    strategy: RegistryName = Field(max_length=32, json_schema_extra=names_of(SIGNAL_STRATEGIES),
+                                   examples=["sma_crossover"], description="A signal strategy (any case).")
+    params: Params = Field(default_factory=dict, examples=[{"fast": 5, "slow": 20}],
+                           description="The strategy's own parameters, defaults when omitted (see GET /strategies).")
     prices: PriceList | None = Field(None, description="Closes to test on (or give symbol).")
     symbol: str | None = Field(None, max_length=32, description="A stored symbol to test on (or give prices).")
     start: Timestamp | None = None
@@ -79,7 +88,7 @@ def _read(record: BacktestRecord) -> BacktestRead:
 
 
 @router.post("/backtests", name="backtests.run", status_code=201, response_model=BacktestRead,
-             responses={**AUTHED_ERRORS, **problem_responses(400, 404, 413)})
+             responses={**AUTHED_ERRORS, **problem_responses(404, 413)})
 async def run(
     body: BacktestCreate, request: Request, runtime: RuntimeDep,
     principal: Annotated[Principal, allow("backtests:run", limit="backtests")], _: RecordIntent,
