@@ -17,10 +17,11 @@ install: $(STAMP) ## Create .venv and install Genesis with its dev tools
 run: install ## Start the API on http://127.0.0.1:8000 (SQLite and logs under ./var)
 	$(BIN)/genesis serve
 
-lint: install ## ruff, mypy and the import-layer contracts
+lint: install ## ruff, mypy, the import-layer contracts and the declared dependencies
 	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/deptry .
 
 unit: install ## The test suite only
 	$(BIN)/pytest

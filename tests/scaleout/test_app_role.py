@@ -16,11 +16,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, pool
 from sqlalchemy.engine import make_url
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from genesis.api.app import create_app
 from genesis.audit import new_event

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-import anyio
 import numpy as np
 import pytest
 
@@ -43,4 +43,4 @@ def test_scores_are_the_recorded_sharpe_ratios_oldest_first(tmp_path: Path) -> N
                             "history": pytest.approx(expected)}]
         await engine.dispose()
 
-    anyio.run(scenario)
+    asyncio.run(scenario())

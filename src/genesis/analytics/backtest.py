@@ -17,7 +17,7 @@ Execution model
   that would lose more than everything (a short through a price more than doubling)
   ruins the account: equity stays 0 and later bars return 0.
 
-Metrics are documented in :mod:`genesis.analytics.metrics`; all are finite floats
+Metrics are documented in :mod:`genesis.analytics.performance`; all are finite floats
 or ``None``.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from genesis.analytics import metrics
+from genesis.analytics import performance
 from genesis.analytics.types import FloatArray
 from genesis.analytics.validation import as_positions, as_prices, check_float
 from genesis.errors import InvalidInput
@@ -41,7 +41,7 @@ __all__ = ["BacktestResult", "run_backtest", "strategy_returns"]
 
 @dataclass(frozen=True, slots=True)
 class BacktestResult:
-    """Metrics of one backtest; see :mod:`genesis.analytics.metrics` for definitions.
+    """Metrics of one backtest; see :mod:`genesis.analytics.performance` for definitions.
 
     Attributes
     ----------
@@ -52,7 +52,7 @@ class BacktestResult:
     trades : int
         Number of position changes.
     round_trips : int
-        Closed round trips (see :func:`~genesis.analytics.metrics.round_trips`).
+        Closed round trips (see :func:`~genesis.analytics.performance.round_trips`).
     win_rate : float or None
         Fraction of closed round trips with positive P&L; ``None`` without any.
     exposure : float
@@ -212,18 +212,18 @@ def run_backtest(
 
 
 def _evaluate(bars: int, pos: FloatArray, returns: FloatArray, equity: FloatArray, ppy: float) -> BacktestResult:
-    closed, winners = metrics.round_trips(pos, equity)
+    closed, winners = performance.round_trips(pos, equity)
     return BacktestResult(
         bars=bars,
-        total_return=metrics.total_return(equity),
-        cagr=metrics.cagr(equity, ppy),
-        annualized_volatility=metrics.annualized_volatility(returns, ppy),
-        sharpe=metrics.sharpe_ratio(returns, ppy),
-        sortino=metrics.sortino_ratio(returns, ppy),
-        max_drawdown=metrics.max_drawdown(equity),
-        trades=metrics.trade_count(pos),
+        total_return=performance.total_return(equity),
+        cagr=performance.cagr(equity, ppy),
+        annualized_volatility=performance.annualized_volatility(returns, ppy),
+        sharpe=performance.sharpe_ratio(returns, ppy),
+        sortino=performance.sortino_ratio(returns, ppy),
+        max_drawdown=performance.max_drawdown(equity),
+        trades=performance.trade_count(pos),
         round_trips=closed,
         win_rate=winners / closed if closed else None,
-        exposure=metrics.exposure(pos),
+        exposure=performance.exposure(pos),
         final_equity=float(equity[-1]),
     )

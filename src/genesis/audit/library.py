@@ -119,15 +119,19 @@ def get_audit_logs(
     """Audit events that occurred in ``[start, end]`` as dicts, oldest first.
 
     Dates are UTC days: a date-only ``end_date`` includes that whole day. Naive
-    datetimes are taken as UTC.
+    datetimes are taken as UTC. Events this process logged before the call are included
+    (it waits for their commit).
 
     Raises:
         InvalidInput: a bound is malformed or the range is reversed.
         Unavailable: the trail is not configured or cannot be read.
     """
-    store = get_config().store
+    config = get_config()
+    store = config.store
     if store is None:
         raise Unavailable(NOT_CONFIGURED, component="audit")
+    if config.recorder is not None:
+        config.recorder.drain()  # this process reads what it logged before, even without wait=True
     start_us, end_us = bound_us(start_date, end=False), bound_us(end_date, end=True)
     if end_us < start_us:
         raise InvalidInput("end_date is before start_date")

@@ -53,6 +53,7 @@ class AuditRecorder:
         self._reconnect = reconnect
         self._retry_seconds = retry_seconds
         self._retry_at = 0.0
+        self._last: Ticket | None = None
         self.refusals = RefusalWindows(refusal_window_seconds)
 
     @property
@@ -112,7 +113,17 @@ class AuditRecorder:
         writer = self._writer
         if writer is None:
             raise Unavailable("the audit trail is not running", component="audit")
-        return writer.submit(event)
+        self._last = ticket = writer.submit(event)
+        return ticket
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Wait until every event submitted so far has been committed or refused (batches commit in order)."""
+        last = self._last
+        if last is not None and not last.done():
+            try:
+                last.wait(timeout)
+            except Unavailable:
+                pass  # its submitter hears of it; a reader only wanted the queue to be empty
 
     def submit_quietly(self, events: Iterable[AuditEvent], *, what: str) -> None:
         """Queue events whose loss must fail nothing; a failure is logged, never raised."""

@@ -1,4 +1,5 @@
-"""Performance metrics of a backtest, computed from per-bar returns, equity and positions.
+"""Performance measures of a backtest (returns, Sharpe and Sortino ratios, drawdown, trades), computed from per-bar
+returns, equity and positions.
 
 Inputs are the validated float64 arrays :func:`~genesis.analytics.backtest.run_backtest`
 builds: ``returns`` and ``equity`` have one value per bar, equity starts from 1.0
