@@ -23,6 +23,7 @@ refuses with ``Unavailable`` meanwhile.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -120,10 +121,8 @@ class AuditRecorder:
         """Wait until every event submitted so far has been committed or refused (batches commit in order)."""
         last = self._last
         if last is not None and not last.done():
-            try:
+            with contextlib.suppress(Unavailable):  # its submitter hears of a failure; a reader wants an empty queue
                 last.wait(timeout)
-            except Unavailable:
-                pass  # its submitter hears of it; a reader only wanted the queue to be empty
 
     def submit_quietly(self, events: Iterable[AuditEvent], *, what: str) -> None:
         """Queue events whose loss must fail nothing; a failure is logged, never raised."""
