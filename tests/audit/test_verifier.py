@@ -21,7 +21,8 @@ from genesis.audit.verifier import check_consistency, check_inclusion, event_lea
 from tests.audit.chainlib import build_chain, iter_chain, rechain, with_field
 
 ORIGIN = "genesis.test/audit"
-LOG = NoteSigner(ORIGIN, Ed25519PrivateKey.generate())
+LOG_KEY = Ed25519PrivateKey.generate()
+LOG = NoteSigner(ORIGIN, LOG_KEY)
 N = 60
 HEAD_SIZES = (0, 10, 25, 40, N)
 
@@ -174,7 +175,7 @@ def test_a_head_signed_by_another_key_is_a_bad_checkpoint() -> None:
 
 
 def test_a_head_of_another_origin_or_a_malformed_head_is_a_bad_checkpoint() -> None:
-    other = NoteSigner("genesis.test/other", LOG._key)  # same key, another name: another log
+    other = NoteSigner("genesis.test/other", LOG_KEY)  # same key, another name: another log
     assert verify(ROWS, heads_for(ROWS, [N], signer=other)).kind == "bad_checkpoint"
     assert verify(ROWS, ["not a note"]).kind == "bad_checkpoint"
     assert verify(ROWS, [HEADS[-1].replace("\n60\n", "\n060\n")]).kind == "bad_checkpoint"
@@ -209,6 +210,21 @@ def test_a_trail_verifies_from_an_archive_boundary_with_the_frontier_there() -> 
         verify(ROWS[start - 1 :], start_seq=start, start_prev_hash=ROWS[start - 2][17])
     with pytest.raises(ValueError, match="size 24, not 25"):
         verify(ROWS[start - 1 :], start_seq=start, start_frontier=Frontier.from_reader(TREE.nodes, 24))
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ({"start_seq": 0}, "positive integer"),
+        ({"start_seq": "1"}, "positive integer"),
+        ({"start_prev_hash": "zz" * 32}, "64 lower-case hex"),
+        ({"start_prev_hash": GENESIS_HASH.upper()[:63]}, "64 lower-case hex"),
+        ({"start_prev_hash": None}, "64 lower-case hex"),
+    ],
+)
+def test_an_impossible_start_is_a_clear_error_not_a_crash(start: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        verify(ROWS, **start)
 
 
 def test_verification_streams_in_constant_memory() -> None:
@@ -283,7 +299,7 @@ def test_rollback_fork_other_log_and_bad_proofs_are_refused() -> None:
     fork40 = opened(sign_checkpoint(LOG, 40, tree_of(forked).root(40)))
     with pytest.raises(ProofError):  # ... so it does not extend the trusted size-25 head
         check_consistency(h25, fork40, tree_of(forked).consistency_proof(25, 40))
-    other = NoteSigner("genesis.test/other", LOG._key)
+    other = NoteSigner("genesis.test/other", LOG_KEY)
     foreign = open_checkpoint(sign_checkpoint(other, 40, TREE.root(40)), other.verifier)
     with pytest.raises(ProofError, match="two logs"):
         check_consistency(h25, foreign, TREE.consistency_proof(25, 40))

@@ -26,6 +26,7 @@ built on (``merkle``, ``note``, ``canonical``); an import-linter contract in
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
@@ -33,6 +34,8 @@ from typing import Any, Final, Literal
 from genesis.audit.canonical import canonical_json
 from genesis.audit.merkle import Frontier, ProofError, leaf_hash, verify_consistency, verify_inclusion
 from genesis.audit.note import NoteError, NoteVerifier, SignedCheckpoint, open_checkpoint, parse_vkey
+
+_HEX64: Final = re.compile(r"[0-9a-f]{64}")
 
 GENESIS_HASH: Final = "0" * 64
 """``prev_hash`` of seq 1 (``docs/audit-format.md`` section 3)."""
@@ -125,10 +128,16 @@ def verify_trail(
             installed, ``genesis.audit.events.canonical_bytes`` gives the same bytes about 40% faster.
 
     Raises:
-        ValueError: ``start_frontier`` missing or of the wrong size (a caller's mistake, not tampering).
+        ValueError: a start that cannot be one (``start_seq`` not positive, ``start_prev_hash`` not 64
+            lower-case hex digits, ``start_frontier`` missing or of the wrong size): check an export
+            header's values with this before calling it tampering.
         NoteError: ``log_key`` is not a valid vkey.
     """
     key = _trusted_key(log_key)
+    if type(start_seq) is not int or start_seq < 1:
+        raise ValueError(f"start_seq must be a positive integer, got {start_seq!r}")
+    if not isinstance(start_prev_hash, str) or not _HEX64.fullmatch(start_prev_hash):
+        raise ValueError("start_prev_hash must be 64 lower-case hex digits")
     base = start_seq - 1
     if start_frontier is None:
         if base != 0:
