@@ -239,6 +239,13 @@ def test_malformed_notes_are_refused(note: str) -> None:
         open_checkpoint(note, LOG.verifier, witnesses=[WITNESS.verifier])
 
 
+@pytest.mark.parametrize("char", ["\t", "\r", "\x00", "\x1b", "\x0b"])
+def test_a_correctly_signed_note_with_a_control_character_is_refused(char: str) -> None:
+    text = f"genesis.example/audit\n8\nXcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=\nnote{char}\n"
+    with pytest.raises(NoteError, match="control character"):
+        open_note(f"{text}\n{LOG.signature_line(text)}", [LOG.verifier])
+
+
 def test_at_most_the_documented_number_of_signature_lines_is_read() -> None:
     note = note_for()
     junk = [NoteSigner(f"junk{i}", seeded(b"junk")).signature_line("x\n") for i in range(MAX_SIGNATURES)]
