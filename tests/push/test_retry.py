@@ -52,7 +52,8 @@ def test_the_jitter_spreads_a_herd_over_each_window() -> None:
     dues = [RetrySchedule().due_after_first(3, rng) for _ in range(2000)]
     low, high = SCHEDULE_SECONDS[1], SCHEDULE_SECONDS[2]
     width = (high - low) / 4
-    quarters = [sum(1 for d in dues if d is not None and low + q * width <= d < low + (q + 1) * width) for q in range(4)]
+    quarters = [sum(1 for d in dues if d is not None and low + q * width <= d < low + (q + 1) * width)
+                for q in range(4)]
     assert all(400 <= count <= 600 for count in quarters), quarters  # uniform, not bunched
 
 
