@@ -313,3 +313,14 @@ def test_a_broker_rebase_gives_subscribers_an_epoch_gap_then_the_new_history() -
         assert describe(items) == [("gap", ("epoch", 1, 0)), ("m", 1), ("m", 2)]
         assert items[-1].token == "NEW:2"
     run(scenario)
+
+
+def test_resubscribing_to_a_topic_that_has_no_messages_yet_still_receives_later_ones() -> None:
+    async def scenario() -> None:
+        hub = Hub()
+        conn = hub.connect(viewer())
+        await conn.subscribe("audit")
+        await conn.subscribe("audit", since=f"{hub.epoch}:0")  # found by test_hub_properties
+        await hub.publish("audit", "audit.event", {"n": 1})
+        assert describe(await take(conn, 1)) == [("m", 1)]
+    run(scenario)

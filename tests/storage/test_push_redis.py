@@ -218,3 +218,46 @@ def test_a_lost_counter_continues_from_the_stream_and_a_rolled_back_one_starts_a
             fourth = await a.publish("audit", "audit.event", {"n": 3})
             assert fourth.seq == 1 and describe(await take(conn, 1)) == [("m", 1)]
     run(scenario)
+
+
+def test_concurrent_first_subscriptions_share_one_priming_and_all_receive(redis_url: str, prefix: str) -> None:
+    async def scenario() -> None:
+        async with worker(redis_url, prefix) as a, worker(redis_url, prefix) as b:
+            await a.publish("prices.NEW", "price", {"i": 0})
+            conns = [b.connect(viewer("viewer", f"u{i}")) for i in range(5)]
+            heads = await asyncio.gather(*(c.subscribe("prices.NEW") for c in conns))
+            assert len(set(heads)) == 1 and heads[0].endswith(":1")
+            await a.publish("prices.NEW", "price", {"i": 1})
+            for conn in conns:
+                assert describe(await take(conn, 1)) == [("m", 2)]
+    run(scenario)
+
+
+def test_subscribing_while_redis_is_unreachable_fails_cleanly_and_works_once_it_is_back(
+    redis_url: str, prefix: str,
+) -> None:
+    host, port = redis_url.removeprefix("redis://").split("/")[0].split(":")
+    proxy = TcpProxy(host, int(port))
+    through_proxy = f"redis://127.0.0.1:{proxy.port}/{redis_url.rsplit('/', 1)[-1]}"
+
+    async def scenario() -> None:
+        async with worker(through_proxy, prefix, backoff=(0.05, 0.2)) as b:
+            proxy.cut()
+            conn = b.connect(viewer())
+            with pytest.raises(Unavailable):
+                await conn.subscribe("audit")
+            assert conn.topics == [] and b.stats()["channels"] == 0
+            proxy.restore()
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        await conn.subscribe("audit")
+                        break
+                    except Unavailable:
+                        await asyncio.sleep(0.05)
+            await b.publish("audit", "audit.event", {"n": 1})
+            assert describe(await take(conn, 1, deadline=30)) == [("m", 1)]
+    try:
+        run(scenario)
+    finally:
+        proxy.close()

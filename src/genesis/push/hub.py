@@ -47,6 +47,8 @@ from genesis.push.topics import (
 from genesis.timeutil import rfc3339
 
 log = logging.getLogger("genesis.push")
+# The envelope around data, topic and type at most: keys, quotes, time, epoch and two sequence numbers.
+_ENVELOPE_BYTES = 160
 
 
 def new_epoch() -> str:
@@ -217,11 +219,12 @@ class Connection:
         if parsed.name not in self._subs and len(self._subs) >= limit:
             raise TooLarge(f"at most {limit} subscriptions per connection",
                            details={"limit": "subscriptions_per_connection", "value": limit})
+        self.unsubscribe(parsed.name)  # first: it may release the very channel attached below
         channel = await self._hub._attach(channel_for(self.viewer, parsed))
         if self.closed:  # closed while the broker primed the channel
             self._hub._detach_if_idle(channel)
             raise InvalidInput("the connection is closed")
-        self.unsubscribe(parsed.name)
+        # No await from here on: the channel cannot be released before the subscription holds it.
         sub = _Subscription(self, parsed, channel, token)
         channel.subs[sub] = None
         self._subs[parsed.name] = sub
@@ -395,8 +398,9 @@ class Hub:
         except TypeError as exc:
             raise InvalidInput(f"message data is not JSON-serialisable: {exc}") from None
         limit = self.limits.max_message_bytes
-        if len(data_json) + 256 > limit:
-            raise TooLarge(f"a message on {parsed.name!r} is {len(data_json)} bytes; at most {limit - 256}",
+        size = len(data_json) + _ENVELOPE_BYTES + len(parsed.name) + len(type)
+        if size > limit:
+            raise TooLarge(f"a message on {parsed.name!r} would be {size} bytes; at most {limit}",
                            details={"limit": "max_message_bytes", "value": limit})
         stamp = rfc3339(time.time_ns() // 1000 if at_us is None else at_us)
         published: list[Message] = []
@@ -482,26 +486,30 @@ class Hub:
         return channel
 
     async def _attach(self, name: str) -> _Channel:
-        channel = self._channels.get(name)
-        if channel is None:
-            channel = self._new_channel(name, self.epoch)
-            if self._broker is not None:
-                channel.priming = asyncio.get_running_loop().create_future()
-                try:
-                    snapshot = await self._broker.watch(name, count=self.limits.replay_count)
-                except BaseException as exc:
-                    del self._channels[name]
-                    channel.priming.set_exception(
-                        exc if isinstance(exc, Unavailable)
-                        else Unavailable("the push broker is unavailable", component="redis"))
-                    channel.priming.exception()  # retrieved: no "never retrieved" warning if nobody waits
-                    raise
-                channel.epoch = snapshot.epoch
-                self._load(channel, snapshot)
-                priming, channel.priming = channel.priming, None
-                priming.set_result(None)
-        elif channel.priming is not None:
+        while True:
+            channel = self._channels.get(name)
+            if channel is None:
+                break
+            if channel.priming is None:
+                return channel
+            # Primed by another subscription: wait, then look again (it may have been released meanwhile).
             await asyncio.shield(channel.priming)
+        channel = self._new_channel(name, self.epoch)
+        if self._broker is not None:
+            channel.priming = asyncio.get_running_loop().create_future()
+            try:
+                snapshot = await self._broker.watch(name, count=self.limits.replay_count)
+            except BaseException as exc:
+                del self._channels[name]
+                channel.priming.set_exception(
+                    exc if isinstance(exc, Unavailable) else Unavailable("the push broker is unavailable",
+                                                                         component="redis"))
+                channel.priming.exception()  # retrieved: no "never retrieved" warning if nobody waits
+                raise
+            channel.epoch = snapshot.epoch
+            self._load(channel, snapshot)
+            priming, channel.priming = channel.priming, None
+            priming.set_result(None)
         return channel
 
     def _load(self, ch: _Channel, snapshot: Snapshot) -> None:
