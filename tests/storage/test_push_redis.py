@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -261,3 +265,59 @@ def test_subscribing_while_redis_is_unreachable_fails_cleanly_and_works_once_it_
         run(scenario)
     finally:
         proxy.close()
+
+
+CHILD = """
+import asyncio, sys
+from genesis.push import Hub
+from genesis.storage.push_redis import RedisBroker
+
+class Viewer:
+    subject = "user:child"
+    scopes = frozenset({"audit:read"})
+
+async def main(url, prefix):
+    async with Hub(broker=RedisBroker(url, key_prefix=prefix, block_ms=200)) as hub:
+        conn = hub.connect(Viewer())
+        await conn.subscribe("audit")
+        print("ready", flush=True)
+        async for item in conn:
+            print(item.token, flush=True)  # what the client has received and could resume from
+
+asyncio.run(main(sys.argv[1], sys.argv[2]))
+"""
+
+
+@pytest.mark.slow
+def test_killing_the_subscribers_worker_mid_stream_loses_nothing_resumption_cannot_recover(
+    redis_url: str, prefix: str,
+) -> None:
+    child = subprocess.Popen([sys.executable, "-c", CHILD, redis_url, prefix], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+
+        async def scenario() -> None:
+            async with worker(redis_url, prefix) as a:
+                for n in range(50):
+                    await a.publish("audit", "audit.event", {"n": n})
+                tokens = [child.stdout.readline().strip() for _ in range(20)]  # type: ignore[union-attr]
+                child.send_signal(signal.SIGKILL)  # mid-stream: it has read 20 of 50
+                child.wait(timeout=30)
+                for n in range(50, 80):
+                    await a.publish("audit", "audit.event", {"n": n})
+                assert [int(t.split(":")[1]) for t in tokens] == list(range(1, 21))
+                async with worker(redis_url, prefix) as fresh:
+                    conn = fresh.connect(viewer())
+                    await conn.subscribe("audit", since=tokens[-1])
+                    items = await take(conn, 60)
+                    assert describe(items) == [("m", s) for s in range(21, 81)]
+                    assert [body(i)["data"]["n"] for i in items] == list(range(20, 80))
+        run(scenario)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
