@@ -26,7 +26,7 @@ def test_every_number_is_accounted_for_exactly_once_in_order(ops: list[Op], repl
                                                               budget: int) -> None:
     async def scenario() -> None:
         limits = PushLimits(replay_count=replay, queue_messages=queue, replay_bytes_total=budget,
-                            replay_bytes=max(budget, 300), max_message_bytes=300, queue_bytes=4096)
+                            replay_bytes=max(budget, 300), max_message_bytes=300)
         hub = Hub(limits)
         conn = hub.connect(viewer())
         await conn.subscribe("audit")

@@ -36,6 +36,8 @@ class Receiver:
 
 def handler_for(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, so connection reuse would show
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -218,3 +220,19 @@ def test_a_certificate_for_another_name_fails_as_tls(tls_receiver: tuple[Receive
                    resolver=fixed_resolver("127.0.0.1"))
     assert (attempt.verdict, attempt.error) == (Verdict.RETRY, "tls")
     assert receiver.requests == []
+
+
+def test_a_connection_verified_for_one_name_never_carries_another_names_delivery(
+    tls_receiver: tuple[Receiver, ssl.SSLContext],
+) -> None:
+    receiver, client_tls = tls_receiver
+
+    async def go() -> list[Any]:
+        async with WebhookSender(policy=LOCAL, tls=client_tls, resolver=fixed_resolver("127.0.0.1")) as sender:
+            return [await sender.send(url=f"https://{name}:{receiver.port}/ok", msg_id="msg_1", body=b"{}",
+                                      secrets=[receiver.secret]) for name in ("hooks.test", "other.test")]
+
+    first, second = asyncio.run(go())
+    assert first.verdict is Verdict.DELIVERED
+    assert (second.verdict, second.error) == (Verdict.RETRY, "tls")  # same address, but not its certificate
+    assert len(receiver.requests) == 1

@@ -1,9 +1,9 @@
 """The bounds of push delivery, in one place, for the settings to map onto later.
 
-Every queue, ring and count in ``genesis.push`` is bounded by one of these values; none
-grows with the number of messages published. Memory per worker is at most about
-``replay_bytes_total`` (history) + connections x ``queue_bytes`` (in flight), and
-messages are shared, not copied, between the rings and the queues.
+Every ring and count in ``genesis.push`` is bounded by one of these values; none grows
+with the number of messages published. A subscriber's backlog is a position in its
+topic's ring, not a copy, so memory per worker is about ``replay_bytes_total`` for
+history plus a constant per connection and subscription.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ class PushLimits:
         subscriptions_per_connection: topics one stream may follow at once (hub).
         client_messages_per_second: subscribe/unsubscribe/ping messages a client may send (transport,
             see :class:`RateBucket`); ``client_messages_burst`` of them at once.
-        queue_messages / queue_bytes: items waiting for one slow connection before its
-            subscriptions get gap notices (hub).
+        queue_messages: how far (in messages) a subscription may fall behind its topic before it
+            gets a ``lagged`` gap notice and continues from the newest (hub). A backlog costs no
+            memory of its own: it is a position in the topic's ring, whose bytes are bounded below.
         replay_count / replay_bytes: messages kept per channel for resumption (hub ring; in Redis
             mode also the approximate ``MAXLEN`` of each stream).
         replay_bytes_total: history the hub keeps across all channels; the least recently published
@@ -41,7 +42,6 @@ class PushLimits:
     client_messages_per_second: float = 10.0
     client_messages_burst: int = 20
     queue_messages: int = 256
-    queue_bytes: int = 4 * 1024 * 1024
     replay_count: int = 1000
     replay_bytes: int = 1024 * 1024
     replay_bytes_total: int = 64 * 1024 * 1024
@@ -54,8 +54,8 @@ class PushLimits:
             value = getattr(self, item.name)
             if not value > 0:
                 raise ConfigurationError(f"push limit {item.name} must be > 0, not {value!r}")
-        if self.max_message_bytes > min(self.queue_bytes, self.replay_bytes):
-            raise ConfigurationError("push limit max_message_bytes must fit in queue_bytes and replay_bytes")
+        if self.max_message_bytes > self.replay_bytes:
+            raise ConfigurationError("push limit max_message_bytes must fit in replay_bytes")
 
 
 class RateBucket:

@@ -70,7 +70,9 @@ class WebhookSender:
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(total_timeout, connect=connect_timeout),
             follow_redirects=False, trust_env=False, verify=tls if tls is not None else True,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            # No keep-alive: the pool is keyed by address, and a TLS connection verified for one name
+            # must not carry another name's delivery to the same address.
+            limits=httpx.Limits(max_connections=100, max_keepalive_connections=0),
         )
 
     async def aclose(self) -> None:
@@ -99,7 +101,8 @@ class WebhookSender:
         host_header = _bracketed(target.host) if target.literal is not None else target.host
         if target.port != (443 if target.scheme == "https" else 80):
             host_header += f":{target.port}"
-        headers.update({"host": host_header, "content-type": "application/json", "user-agent": USER_AGENT})
+        headers.update({"host": host_header, "content-type": "application/json", "user-agent": USER_AGENT,
+                        "accept-encoding": "identity"})  # the excerpt is read raw
         extensions = {"sni_hostname": target.host} if target.scheme == "https" and target.literal is None else {}
         last = Attempt(Verdict.RETRY, None, 0.0, "connect", "no address could be reached")
         try:
