@@ -7,8 +7,9 @@ sender in ``genesis.services.webhook_sender``, the routes in ``genesis.api``. Se
 
 from __future__ import annotations
 
+from genesis.push.connection import CloseReason, Connection, ConnectionClosed
 from genesis.push.envelope import Gap, GapReason, Item, Message, Token, format_cursor, parse_cursor, parse_token
-from genesis.push.hub import Broker, CloseReason, Connection, ConnectionClosed, Feed, Hub, Snapshot
+from genesis.push.hub import Broker, Feed, Hub, Snapshot
 from genesis.push.limits import PushLimits, RateBucket
 from genesis.push.topics import FAMILIES, Topic, Viewer, authorize, parse_topic, visible
 

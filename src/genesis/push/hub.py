@@ -19,31 +19,21 @@ broker, which numbers messages for every worker alike and feeds each hub in the 
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 import orjson
 
 from genesis.errors import InvalidInput, RateLimited, TooLarge, Unavailable
-from genesis.push.envelope import Gap, GapReason, Item, Message, Token, format_cursor, make_message, parse_token
+from genesis.push.channel import Channel
+from genesis.push.connection import CloseReason, Connection
+from genesis.push.envelope import Message, make_message
 from genesis.push.limits import PushLimits
-from genesis.push.topics import (
-    Topic,
-    Viewer,
-    authorize,
-    channel_for,
-    channels_for_publish,
-    check_type,
-    parse_topic,
-    visible,
-)
+from genesis.push.topics import Viewer, channels_for_publish, check_type, parse_topic
 from genesis.timeutil import rfc3339
 
 log = logging.getLogger("genesis.push")
@@ -54,28 +44,6 @@ _ENVELOPE_BYTES = 160
 def new_epoch() -> str:
     """A fresh epoch name (72 random bits, URL-safe)."""
     return secrets.token_urlsafe(9)
-
-
-class CloseReason(StrEnum):
-    """Why the hub ended a connection; ``ws_code`` is the WebSocket close code to send."""
-
-    REVOKED = "token-revoked"
-    EXPIRED = "token-expired"
-    SHUTDOWN = "server-shutdown"
-    CLIENT = "client-closed"
-    POLICY = "policy-violation"
-
-    @property
-    def ws_code(self) -> int:
-        return {"server-shutdown": 1001, "client-closed": 1000}.get(self.value, 1008)
-
-
-class ConnectionClosed(Exception):
-    """Raised by :meth:`Connection.receive` once the connection is closed."""
-
-    def __init__(self, reason: CloseReason) -> None:
-        super().__init__(str(reason))
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,240 +73,6 @@ class Broker(Protocol):
     def unwatch(self, channel: str) -> None: ...
     async def close(self) -> None: ...
 
-
-class _Channel:
-    __slots__ = ("bytes", "epoch", "head", "name", "priming", "ring", "subs")
-
-    def __init__(self, name: str, epoch: str) -> None:
-        self.name = name
-        self.epoch = epoch
-        self.head = 0  # the last sequence number known here
-        self.ring: collections.deque[Message] = collections.deque()  # contiguous, ends at head
-        self.bytes = 0
-        self.subs: dict[_Subscription, None] = {}  # insertion-ordered set
-        self.priming: asyncio.Future[None] | None = None
-
-    def first(self) -> int:
-        """The sequence number of the oldest retained message (head + 1 when none is)."""
-        return self.ring[0].seq if self.ring else self.head + 1
-
-
-class _Subscription:
-    __slots__ = ("allowance", "channel", "conn", "epoch", "position", "ready", "stale", "topic")
-
-    def __init__(self, conn: Connection, topic: Topic, channel: _Channel, token: Token | None) -> None:
-        self.conn = conn
-        self.topic = topic
-        self.channel = channel
-        self.ready = False
-        self.stale = False  # the position is not in the channel's numbering: report an epoch gap first
-        self.allowance = 0  # backlog tolerated before "lagged": a resumption's initial backlog
-        if token is None:
-            self.epoch, self.position = channel.epoch, channel.head
-        elif token.epoch == channel.epoch and token.seq <= channel.head:
-            self.epoch, self.position = token.epoch, token.seq
-            self.allowance = channel.head - token.seq
-        else:
-            # Another epoch, or a position this epoch never reached (history lost under the same
-            # epoch): what followed the token is unknown, so report it rather than guess.
-            self.epoch, self.position, self.stale = token.epoch, token.seq, True
-
-    def pending(self) -> bool:
-        return self.stale or self.epoch != self.channel.epoch or self.position < self.channel.head
-
-    def take(self, lag_limit: int) -> Item | None:
-        """The next item for this subscription, advancing its position (None when caught up)."""
-        ch = self.channel
-        name = self.topic.name
-        if self.stale or self.epoch != ch.epoch:
-            to_seq = ch.first() - 1
-            self.stale, self.epoch, self.position, self.allowance = False, ch.epoch, to_seq, ch.head - to_seq
-            return Gap(name, ch.epoch, 1, to_seq, GapReason.EPOCH, _now())
-        while self.position < ch.head:
-            if ch.head - self.position > max(lag_limit, self.allowance):
-                gap = Gap(name, ch.epoch, self.position + 1, ch.head - 1, GapReason.LAGGED, _now())
-                self.position, self.allowance = ch.head - 1, 0
-                return gap
-            first = ch.first()
-            if self.position + 1 < first:
-                gap = Gap(name, ch.epoch, self.position + 1, first - 1, GapReason.EXPIRED, _now())
-                self.position = first - 1
-                return gap
-            message = ch.ring[self.position + 1 - first]
-            self.position = message.seq
-            if message.owner is None or visible(self.conn.viewer, self.topic, message.owner):
-                return message
-        self.allowance = 0
-        return None
-
-
-def _now() -> str:
-    return rfc3339(time.time_ns() // 1000)
-
-
-class Connection:
-    """One client stream: its subscriptions, and an async iterator of messages and gap notices.
-
-    Close it with a reason (``close``); iteration then ends and ``close_reason`` says why.
-    """
-
-    __slots__ = ("_hub", "_ready", "_subs", "_timer", "_waiter", "close_reason", "viewer")
-
-    def __init__(self, hub: Hub, viewer: Viewer) -> None:
-        self._hub = hub
-        self.viewer = viewer
-        self._subs: dict[str, _Subscription] = {}
-        self._ready: collections.deque[_Subscription] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self.close_reason: CloseReason | None = None
-
-    @property
-    def closed(self) -> bool:
-        return self.close_reason is not None
-
-    @property
-    def topics(self) -> list[str]:
-        return list(self._subs)
-
-    async def subscribe(self, topic: str, since: str | Token | None = None) -> str:
-        """Follow ``topic`` after ``since`` (a resumption token), or from now; returns the newest message's token.
-
-        Subscribing again to a followed topic moves its position (e.g. to replay after a gap).
-
-        Raises:
-            InvalidInput: a bad topic or token. Forbidden: the topic's scope is missing.
-            TooLarge: too many subscriptions. Unavailable: the broker cannot be reached.
-        """
-        if self.closed:
-            raise InvalidInput("the connection is closed")
-        parsed = parse_topic(topic)
-        authorize(self.viewer, parsed)
-        token = parse_token(since) if isinstance(since, str) else since
-        limit = self._hub.limits.subscriptions_per_connection
-        if parsed.name not in self._subs and len(self._subs) >= limit:
-            raise TooLarge(f"at most {limit} subscriptions per connection",
-                           details={"limit": "subscriptions_per_connection", "value": limit})
-        self.unsubscribe(parsed.name)  # first: it may release the very channel attached below
-        channel = await self._hub._attach(channel_for(self.viewer, parsed))
-        if self.closed:  # closed while the broker primed the channel
-            self._hub._detach_if_idle(channel)
-            raise InvalidInput("the connection is closed")
-        # No await from here on: the channel cannot be released before the subscription holds it.
-        sub = _Subscription(self, parsed, channel, token)
-        channel.subs[sub] = None
-        self._subs[parsed.name] = sub
-        if sub.pending():
-            self._mark(sub)
-        return f"{channel.epoch}:{channel.head}"
-
-    def unsubscribe(self, topic: str) -> bool:
-        """Stop following ``topic``; False when it was not followed."""
-        sub = self._subs.pop(topic, None)
-        if sub is None:
-            return False
-        sub.channel.subs.pop(sub, None)
-        if sub.ready:
-            with contextlib.suppress(ValueError):
-                self._ready.remove(sub)
-            sub.ready = False
-        self._hub._detach_if_idle(sub.channel)
-        return True
-
-    def cursor(self) -> str:
-        """Every followed topic's position, as one SSE id (see ``envelope.format_cursor``)."""
-        return format_cursor({name: f"{s.epoch}:{s.position}" for name, s in self._subs.items()})
-
-    def close(self, reason: CloseReason) -> None:
-        """End the connection: iteration stops, subscriptions are released. Idempotent."""
-        if self.close_reason is not None:
-            return
-        self.close_reason = reason
-        for name in list(self._subs):
-            self.unsubscribe(name)
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._wake()
-        self._hub._forget(self)
-
-    async def receive(self, idle_seconds: float | None = None) -> Item | None:
-        """The next message or gap notice; None after ``idle_seconds`` without one (time for a heartbeat).
-
-        Cancelling it loses nothing: items are taken only when returned.
-
-        Raises:
-            ConnectionClosed: the connection is closed (``close_reason`` says why).
-        """
-        loop = asyncio.get_running_loop()
-        deadline = None if idle_seconds is None else loop.time() + idle_seconds
-        while True:
-            if self.close_reason is not None:
-                raise ConnectionClosed(self.close_reason)
-            item = self._take()
-            if item is not None:
-                return item
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                return None
-            self._waiter = loop.create_future()
-            try:
-                async with asyncio.timeout(remaining):
-                    await self._waiter
-            except TimeoutError:
-                return None
-            finally:
-                self._waiter = None
-
-    def __aiter__(self) -> Connection:
-        return self
-
-    async def __anext__(self) -> Item:
-        try:
-            item = await self.receive()
-        except ConnectionClosed:
-            raise StopAsyncIteration from None
-        assert item is not None
-        return item
-
-    async def __aenter__(self) -> Connection:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close(CloseReason.CLIENT)
-
-    def _take(self) -> Item | None:
-        ready = self._ready
-        lag_limit = self._hub.limits.queue_messages
-        while ready:
-            sub = ready.popleft()
-            item = sub.take(lag_limit)
-            if item is None:
-                sub.ready = False
-                continue
-            if sub.pending():
-                ready.append(sub)  # round robin across topics
-            else:
-                sub.ready = False
-            return item
-        return None
-
-    def _mark(self, sub: _Subscription) -> None:
-        if not sub.ready:
-            sub.ready = True
-            self._ready.append(sub)
-            self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _expire_at(self, loop: asyncio.AbstractEventLoop, expires_at: float) -> None:
-        delay = max(0.0, expires_at - time.time())
-        self._timer = loop.call_later(delay, self.close, CloseReason.EXPIRED)
-
-
 class Hub:
     """The fan-out of one worker: publish to topics, connect subscribers."""
 
@@ -346,7 +80,7 @@ class Hub:
         self.limits = limits or PushLimits()
         self.epoch = new_epoch()  # in-process numbering only; with a broker each channel has its own
         self._broker = broker
-        self._channels: dict[str, _Channel] = {}
+        self._channels: dict[str, Channel] = {}
         self._recent: dict[str, None] = {}  # channels by last append, oldest first (eviction order)
         self._bytes = 0
         self._connections: dict[str, set[Connection]] = {}
@@ -481,11 +215,11 @@ class Hub:
 
     # --- internals ------------------------------------------------------------------------------
 
-    def _new_channel(self, name: str, epoch: str) -> _Channel:
-        channel = self._channels[name] = _Channel(name, epoch)
+    def _new_channel(self, name: str, epoch: str) -> Channel:
+        channel = self._channels[name] = Channel(name, epoch)
         return channel
 
-    async def _attach(self, name: str) -> _Channel:
+    async def _attach(self, name: str) -> Channel:
         while True:
             channel = self._channels.get(name)
             if channel is None:
@@ -512,7 +246,7 @@ class Hub:
             priming.set_result(None)
         return channel
 
-    def _load(self, ch: _Channel, snapshot: Snapshot) -> None:
+    def _load(self, ch: Channel, snapshot: Snapshot) -> None:
         ch.head = snapshot.head
         for message in snapshot.messages[-self.limits.replay_count:]:
             if ch.ring and message.seq != ch.ring[-1].seq + 1:
@@ -528,7 +262,7 @@ class Hub:
         if self._bytes > self.limits.replay_bytes_total:
             self._evict()
 
-    def _detach_if_idle(self, ch: _Channel) -> None:
+    def _detach_if_idle(self, ch: Channel) -> None:
         if ch.subs or ch.priming is not None or self._channels.get(ch.name) is not ch:
             return
         if self._broker is not None:
@@ -546,7 +280,7 @@ class Hub:
             if not mine:
                 del self._connections[conn.viewer.subject]
 
-    def _append(self, ch: _Channel, message: Message) -> None:
+    def _append(self, ch: Channel, message: Message) -> None:
         if message.seq != ch.head + 1:
             self._drop_ring(ch)  # a hole: the ring holds contiguous messages only
         ch.ring.append(message)
@@ -562,12 +296,12 @@ class Hub:
             if not sub.ready:
                 sub.conn._mark(sub)
 
-    def _trim(self, ch: _Channel) -> None:
+    def _trim(self, ch: Channel) -> None:
         limits = self.limits
         while ch.ring and (len(ch.ring) > limits.replay_count or ch.bytes > limits.replay_bytes):
             self._pop_oldest(ch)
 
-    def _touch(self, ch: _Channel) -> None:
+    def _touch(self, ch: Channel) -> None:
         self._recent.pop(ch.name, None)
         self._recent[ch.name] = None
 
@@ -582,12 +316,12 @@ class Hub:
             if self._bytes <= self.limits.replay_bytes_total:
                 return
 
-    def _pop_oldest(self, ch: _Channel) -> None:
+    def _pop_oldest(self, ch: Channel) -> None:
         size = len(ch.ring.popleft().payload)
         ch.bytes -= size
         self._bytes -= size
 
-    def _drop_ring(self, ch: _Channel) -> None:
+    def _drop_ring(self, ch: Channel) -> None:
         self._bytes -= ch.bytes
         ch.bytes = 0
         ch.ring.clear()
