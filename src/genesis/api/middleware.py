@@ -29,7 +29,7 @@ from genesis.audit.context import bind_request
 log = logging.getLogger("genesis.api.access")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
-TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 REFUSALS = frozenset({401, 403, 429})
 MAX_HEADER_COUNT = 100
 MAX_HEADER_BYTES = 16 * 1024  # h11's default limit for the whole header block
@@ -44,12 +44,18 @@ def correlation_from_headers(headers: dict[bytes, bytes]) -> str:
         text = raw.decode("latin-1").strip()
         if REQUEST_ID.match(text):
             return text
+    trace = trace_from_headers(headers)
+    return trace[0] if trace is not None else uuid.uuid4().hex
+
+
+def trace_from_headers(headers: dict[bytes, bytes]) -> tuple[str, str] | None:
+    """``(trace_id, parent_span_id)`` of a valid W3C traceparent (all-zero ids are invalid), else None."""
     raw = headers.get(b"traceparent")
     if raw:
         match = TRACEPARENT.match(raw.decode("latin-1").strip().lower())
-        if match and match.group(1) != "0" * 32:
-            return match.group(1)
-    return uuid.uuid4().hex
+        if match and match.group(1) != "0" * 32 and match.group(2) != "0" * 16:
+            return match.group(1), match.group(2)
+    return None
 
 
 def outcome_of(status: int) -> str:
@@ -87,7 +93,7 @@ class RequestMiddleware:
         )
         scope.setdefault("state", {})[STATE_KEY] = record
         status_holder = [500]
-        with bind_request(correlation_id=correlation_id, request_id=request_id):
+        with bind_request(correlation_id=correlation_id, request_id=request_id, trace=trace_from_headers(headers)):
             try:
                 await self._handle(scope, receive, send, headers, record, status_holder)
             finally:
