@@ -168,6 +168,10 @@ def _command_line(pid: int) -> str:
         return "?"
 
 
+# The stdlib's own helper processes: they belong to this interpreter and end with it.
+INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop whatever a test left running (a server, a worker, a browser) and fail the run that left it.
 
@@ -177,16 +181,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import signal
     import time
 
-    leftovers = [(pid, _command_line(pid)) for pid in _descendants(os.getpid())]
+    leftovers = [(pid, cmd) for pid in _descendants(os.getpid())
+                 if not any(helper in (cmd := _command_line(pid)) for helper in INTERPRETER_HELPERS)]
     if not leftovers:
         return
     for pid, _ in leftovers:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGTERM)
+    pids = {pid for pid, _ in leftovers}
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _descendants(os.getpid()):
+    while time.monotonic() < deadline and pids & set(_descendants(os.getpid())):
         time.sleep(0.1)
-    for pid in _descendants(os.getpid()):
+    for pid in pids & set(_descendants(os.getpid())):
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
     report = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in leftovers)
