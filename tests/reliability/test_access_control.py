@@ -48,7 +48,7 @@ def _security(app: FastAPI) -> dict[tuple[str, str], list[str] | None]:
         for method, operation in operations.items():
             requirements = operation.get("security")
             found[(method.upper(), path)] = (
-                None if not requirements else sorted({s for req in requirements for s in req.get("OAuth2", [])})
+                None if not requirements else sorted({s for req in requirements for s in req.get("OAuth2Password", [])})
             )
     return found
 

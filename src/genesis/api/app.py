@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
 
 from genesis import __version__
@@ -10,6 +12,7 @@ from genesis.api.clientip import ClientAddressResolver
 from genesis.api.deps import current_principal
 from genesis.api.lifespan import server_lifespan
 from genesis.api.middleware import RequestMiddleware
+from genesis.api.openapi import build_openapi, operation_id
 from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
@@ -46,10 +49,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         title="Genesis API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
         lifespan=server_lifespan(runtime, migrate=migrate),
         swagger_ui_parameters={"persistAuthorization": True},
+        generate_unique_id_function=operation_id, redirect_slashes=False,
     )
     install_problem_handlers(app)
     for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
         app.include_router(module.router)
+    app.openapi = functools.partial(build_openapi, app)  # type: ignore[method-assign]
     gatekeeper = Gatekeeper(
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),
         routes=RouteTable.from_routes(app.routes, principal_dependency=current_principal),
