@@ -13,7 +13,13 @@ from genesis.cli.common import record, run_with_runtime
 from genesis.runtime import Runtime
 from genesis.services import market
 
-app = typer.Typer(help="Import and inspect stored prices.", no_args_is_help=True)
+app = typer.Typer(help="Import and inspect stored prices.", no_args_is_help=True, rich_markup_mode=None,
+                  add_completion=False)
+
+
+@app.callback()
+def prices() -> None:
+    """Import and inspect stored prices."""
 
 
 def _count_lines(path: Path) -> int:

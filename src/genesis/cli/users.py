@@ -13,7 +13,8 @@ from genesis.runtime import Runtime
 from genesis.security.scopes import ROLES
 from genesis.services import accounts
 
-app = typer.Typer(help="Manage users (people who log in with a password).", no_args_is_help=True)
+app = typer.Typer(help="Manage users (people who log in with a password).", no_args_is_help=True,
+                  rich_markup_mode=None, add_completion=False)
 
 RoleOption = Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)}.")]
 
