@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test lint unit fuzz bench soak clean
+.PHONY: install run test lint unit fuzz bench soak vendor clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ soak: install ## A 60-second soak at 500 req/s, then 100 kill-and-check runs
 
 bench: install ## Benchmarks against same-run anchors; writes bench/results.json
 	$(BIN)/python -m bench
+
+vendor: ## Re-fetch the vendored browser assets from the npm registry (pinned, checksummed; output is committed)
+	bash scripts/vendor.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -18,6 +18,7 @@ from genesis.api.middleware import RequestMiddleware
 from genesis.api.problems import install_problem_handlers
 from genesis.api.request_audit import RequestAudit
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
+from genesis.api.web import install_web
 from genesis.audit import AUDIT, log_action
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         title="Genesis API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        docs_url=None, redoc_url=None,  # served by install_web from packaged assets, not from a CDN
     )
     install_problem_handlers(app)
     app.include_router(health.router)
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(audit.router)
     app.include_router(admin.router)
     app.include_router(metrics.router)
+    install_web(app)
 
     async def record_audit(record: RequestAudit, fields: dict[str, Any]) -> None:
         runtime = holder.get("runtime")

@@ -33,8 +33,9 @@ Runner = Annotated[Principal, access("analytics:run", limit="strategy")]
 class StrategyCalculate(Strict):
     strategy_name: str = Field(min_length=1, max_length=32, examples=["sma"],
                                description=f"One of {', '.join(sorted(STRATEGY_CALCULATORS))} (any case).")
-    prices: PriceList
-    period: BodyInt = Field(10, ge=1, le=100_000)
+    # Swagger UI's "Try it out" sends these examples as they are: they must succeed (a generated 0 price fails).
+    prices: PriceList = Field(examples=[[101.2, 102.5, 101.9, 103.1, 104.0]])
+    period: BodyInt = Field(10, ge=1, le=100_000, examples=[3])
 
 
 class StrategyResult(BaseModel):
