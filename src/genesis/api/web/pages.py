@@ -82,10 +82,11 @@ def _console_template() -> str:
 def console_page(request: Request) -> str:
     """The console's single page, with the deployment's root path filled in."""
     root = request.scope.get("root_path", "")
+    charts = _static(request, vendor_file("lightweight-charts", "lightweight-charts.standalone.production.mjs"))
     return (_console_template().replace("{{static}}", _attr(f"{root}{MOUNT_PATH}"))
             .replace("{{api}}", _attr(root))
-            .replace("{{charts}}", _attr(_static(request, vendor_file("lightweight-charts",
-                                                                       "lightweight-charts.standalone.production.mjs")))))
+            .replace("{{charts}}", _attr(charts))
+            .replace("{{charts_dir}}", _attr(charts.rsplit("/", 1)[0])))
 
 
 def install_web(app: FastAPI) -> None:

@@ -1,0 +1,207 @@
+// Market: a symbol's prices as candles (bars) or a line (ticks), indicator overlays computed by the API over the
+// shown closes, and the API's anomalies marked on the chart with their scores.
+
+import { $, clear, dateToRfc3339, fmtNumber, fmtTime, h, paramInputs, readParams, toSeconds } from "./dom.js";
+import { PALETTE, floorIndex, newChart, painted } from "./charts.js";
+
+// Points asked for per chart: the server downsamples longer ranges (OHLC buckets for bars, LTTB for ticks).
+export const MAX_POINTS = 5000;
+
+export function symbolPath(symbol) {
+  return symbol.split("/").map(encodeURIComponent).join("/");
+}
+
+export class MarketPage {
+  constructor(session, notify) {
+    this.session = session;
+    this.notify = notify;
+    this.chartEl = $("#market-chart");
+    this.overlays = [];  // {key, name, params, color, series: [], pane}
+    this.data = null;
+    this.indicators = [];
+    this.loadToken = 0;
+    $("#market-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.load().catch((error) => this.fail(error));
+    });
+    $("#indicator-name").addEventListener("change", () => this.showParams());
+    $("#indicator-add").addEventListener("click", () => this.addOverlay().catch((error) => this.notify(error)));
+    for (const id of ["#anomaly-on", "#anomaly-method", "#anomaly-window", "#anomaly-threshold"]) {
+      $(id).addEventListener("change", () => this.markAnomalies().catch((error) => this.notify(error)));
+    }
+  }
+
+  async enter(query) {
+    $("#indicator-tools").hidden = !this.session.can("analytics:run");
+    $("#anomaly-tools").hidden = !this.session.can("anomalies:read");
+    if (this.session.can("analytics:run") && this.indicators.length === 0) {
+      this.indicators = await this.session.get("/indicators");
+      const select = clear($("#indicator-name"));
+      for (const spec of this.indicators) select.append(h("option", { value: spec.name, title: spec.summary }, spec.name));
+      this.showParams();
+    }
+    const form = $("#market-form");
+    for (const key of ["symbol", "start", "end"]) if (query.get(key) !== null) form.elements[key].value = query.get(key);
+    if (query.get("symbol")) await this.load();
+  }
+
+  showParams() {
+    const spec = this.indicators.find((s) => s.name === $("#indicator-name").value);
+    paramInputs($("#indicator-params"), spec ? spec.params : []);
+  }
+
+  fail(error) {
+    this.chartEl.dataset.state = "error";
+    $("#market-status").textContent = error.message;
+    this.notify(error);
+  }
+
+  reset() {
+    this.chart?.remove();
+    this.chart = null;
+    this.data = null;
+    this.overlays = [];
+    clear($("#overlays"));
+    clear(this.chartEl);
+    this.chartEl.dataset.state = "empty";
+    $("#anomaly-details").hidden = true;
+  }
+
+  async load() {
+    const form = $("#market-form");
+    const symbol = form.elements.symbol.value.trim();
+    if (!symbol) return;
+    const token = ++this.loadToken;
+    performance.mark("market:request");
+    this.chartEl.dataset.state = "loading";
+    $("#market-status").textContent = `Loading ${symbol}…`;
+    const start = dateToRfc3339(form.elements.start.value);
+    const end = dateToRfc3339(form.elements.end.value);
+    const body = await this.session.get(`/prices/${symbolPath(symbol)}`,
+      { start, end, limit: 1_000_000, max_points: MAX_POINTS });
+    if (token !== this.loadToken) return;  // a newer request won
+    const points = body.points;
+    const bars = points.length > 0 && points.every((p) => p.open !== null && p.high !== null && p.low !== null);
+    const times = points.map((p) => toSeconds(p.timestamp));
+    const closes = points.map((p) => p.close);
+    const keep = this.overlays.map(({ name, params }) => ({ name, params }));
+    this.chart?.remove();
+    const { L, chart } = await newChart(this.chartEl);
+    this.L = L;
+    this.chart = chart;
+    let main;
+    if (bars) {
+      main = chart.addSeries(L.CandlestickSeries, { upColor: "#26a69a", downColor: "#ef5350", borderVisible: false,
+        wickUpColor: "#26a69a", wickDownColor: "#ef5350" });
+      main.setData(points.map((p, i) => ({ time: times[i], open: p.open, high: p.high, low: p.low, close: p.close })));
+    } else {
+      main = chart.addSeries(L.LineSeries, { color: "#1f6feb", lineWidth: 1 });
+      main.setData(points.map((p, i) => ({ time: times[i], value: p.close })));
+    }
+    this.main = main;
+    this.markers = L.createSeriesMarkers(main, []);
+    this.data = { symbol, start, end, points, times, closes, bars, downsampled: body.downsampled,
+                  low: Math.min(...points.map((p) => p.low ?? p.close)),
+                  high: Math.max(...points.map((p) => p.high ?? p.close)) };
+    chart.timeScale().fitContent();
+    this.overlays = [];
+    clear($("#overlays"));
+    this.chartEl.dataset.bars = String(points.length);
+    this.chartEl.dataset.kind = bars ? "candles" : "line";
+    this.describe();
+    for (const overlay of keep) await this.addOverlay(overlay);
+    await this.markAnomalies();
+    await painted();
+    if (token !== this.loadToken) return;
+    performance.mark("market:painted");
+    this.chartEl.dataset.state = "ready";
+  }
+
+  describe() {
+    const d = this.data;
+    const first = d.points[0];
+    const last = d.points[d.points.length - 1];
+    let text = `${d.symbol}: ${d.points.length.toLocaleString("en-US")} ${d.bars ? "bars" : "ticks"}`;
+    if (first) text += `, ${fmtTime(first.timestamp)} to ${fmtTime(last.timestamp)}`;
+    if (d.downsampled) {
+      text += ` (downsampled from ${d.downsampled.source_points.toLocaleString("en-US")} stored points by ` +
+        `${d.downsampled.method === "ohlc" ? "OHLC buckets" : "LTTB"})`;
+    }
+    $("#market-status").textContent = text;
+    this.chartEl.dataset.series = ["main", ...this.overlays.map((o) => o.key)].join(",");
+  }
+
+  // Overlay an indicator computed by POST /indicators/{name} over the shown closes.
+  async addOverlay(overlay) {
+    if (!this.data) throw new Error("show a symbol first");
+    const name = overlay?.name ?? $("#indicator-name").value;
+    const params = overlay?.params ?? readParams($("#indicator-params"));
+    const result = await this.session.post(`/indicators/${encodeURIComponent(name)}`,
+      { prices: this.data.closes, params });
+    const key = `${result.name}(${Object.entries(result.params).map(([k, v]) => `${k}=${v}`).join(",")})`;
+    if (this.overlays.some((o) => o.key === key)) return;
+    const color = PALETTE[this.overlays.length % PALETTE.length];
+    const all = Object.values(result.values).flat().filter((v) => v !== null).sort((a, b) => a - b);
+    const median = all.length ? all[all.length >> 1] : 0;
+    // Price-like outputs (moving averages, bands) share the price pane; oscillators get a pane of their own.
+    const samePane = median >= this.data.low * 0.5 && median <= this.data.high * 1.5;
+    const pane = samePane ? 0 : this.chart.panes().length;
+    const series = Object.entries(result.values).map(([output, values], k) => {
+      const line = this.chart.addSeries(this.L.LineSeries, {
+        color: k === 0 ? color : PALETTE[(this.overlays.length + k + 3) % PALETTE.length], lineWidth: 2,
+        title: Object.keys(result.values).length > 1 ? `${result.name} ${output}` : result.name,
+        priceLineVisible: false, lastValueVisible: false,
+      }, pane);
+      line.setData(values.flatMap((v, i) => (v === null ? [] : [{ time: this.data.times[i], value: v }])));
+      return line;
+    });
+    const entry = { key, name: result.name, params: result.params, color, series, pane };
+    this.overlays.push(entry);
+    const swatch = h("span", { class: "swatch" });
+    swatch.style.background = color;  // a CSSOM property: allowed by the CSP, unlike a style attribute
+    $("#overlays").append(h("span", { class: "chip", dataset: { overlay: key } }, swatch, key,
+      h("button", { type: "button", title: `remove ${key}`, onclick: () => this.removeOverlay(entry) }, "×")));
+    this.describe();
+    await painted();
+  }
+
+  removeOverlay(entry) {
+    for (const line of entry.series) this.chart.removeSeries(line);
+    if (entry.pane > 0 && this.chart.panes()[entry.pane]?.getSeries().length === 0) this.chart.removePane(entry.pane);
+    this.overlays = this.overlays.filter((o) => o !== entry);
+    document.querySelector(`.chip[data-overlay="${CSS.escape(entry.key)}"]`)?.remove();
+    this.describe();
+  }
+
+  // GET /anomalies/{symbol} over the shown range; each anomaly is marked on the bar that contains it.
+  async markAnomalies() {
+    if (!this.data || !this.session.can("anomalies:read")) return;
+    const table = clear($("#anomaly-table tbody"));
+    if (!$("#anomaly-on").checked || this.data.points.length === 0) {
+      this.markers.setMarkers([]);
+      this.chartEl.dataset.markers = "0";
+      $("#anomaly-details").hidden = true;
+      return;
+    }
+    const body = await this.session.get(`/anomalies/${symbolPath(this.data.symbol)}`, {
+      start: this.data.points[0].timestamp, end: this.data.end, method: $("#anomaly-method").value,
+      window: $("#anomaly-window").value, threshold: $("#anomaly-threshold").value,
+    });
+    const markers = [];
+    for (const a of body.anomalies) {
+      const i = floorIndex(this.data.times, toSeconds(a.timestamp));
+      if (i < 0) continue;
+      // A jump is marked above its bar, a drop below it, each with its score.
+      const up = a.score >= 0;
+      markers.push({ time: this.data.times[i], position: up ? "aboveBar" : "belowBar",
+                     shape: up ? "arrowDown" : "arrowUp", color: "#e91e63", text: a.score.toFixed(1) });
+      table.append(h("tr", {}, h("td", {}, fmtTime(a.timestamp)), h("td", { class: "num" }, fmtNumber(a.price)),
+                     h("td", { class: "num" }, fmtNumber(a.score, 2))));
+    }
+    this.markers.setMarkers(markers);
+    this.chartEl.dataset.markers = String(markers.length);
+    this.chartEl.dataset.anomalies = String(body.anomalies.length);
+    $("#anomaly-count").textContent = String(body.anomalies.length);
+    $("#anomaly-details").hidden = false;
+  }
+}
