@@ -109,9 +109,13 @@ export class BacktestsPage {
       series.setData(values.map((v, i) => ({ time: times[i], value: v })));
       chart.timeScale().fitContent();
       el.dataset.points = String(values.length);
-      el.dataset.state = "ready";
     }
+    // autoSize measures the container asynchronously: fit again once it has its real width.
     await painted();
+    for (const id of ["#equity-chart", "#drawdown-chart"]) {
+      this[id].timeScale().fitContent();
+      $(id).dataset.state = "ready";
+    }
   }
 
   async board() {

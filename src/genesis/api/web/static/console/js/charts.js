@@ -19,7 +19,8 @@ export async function newChart(container, options = {}) {
     layout: { attributionLogo: false, background: { color: "#ffffff" }, textColor: "#1c2430", fontSize: 12 },
     grid: { vertLines: { color: "#f0f2f5" }, horzLines: { color: "#f0f2f5" } },
     rightPriceScale: { borderColor: "#dde3ea" },
-    timeScale: { borderColor: "#dde3ea", timeVisible: true, secondsVisible: false },
+    // A low minimum spacing lets fitContent show every point of a long series at once (default 0.5 px per bar).
+    timeScale: { borderColor: "#dde3ea", timeVisible: true, secondsVisible: false, minBarSpacing: 0.01 },
     ...options,
   });
   return { L, chart };

@@ -113,6 +113,7 @@ export class MarketPage {
     await this.markAnomalies();
     await painted();
     if (token !== this.loadToken) return;
+    chart.timeScale().fitContent();  // again, now that autoSize has measured the container
     performance.mark("market:painted");
     this.chartEl.dataset.state = "ready";
   }
