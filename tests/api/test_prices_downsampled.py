@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genesis.analytics.downsample import lttb
+from genesis.services import series
 from genesis.timeutil import rfc3339, to_us
 from tests.conftest import bearer, token_for
 
@@ -94,3 +96,23 @@ def test_bad_downsampling_parameters_are_refused_with_422(
     response = client.get("/prices/BAD", params=params, headers=admin)
     assert response.status_code == 422, response.text
     assert message in response.text
+
+
+@pytest.mark.parametrize(("start", "end", "limit"), [(None, None, None), (3, 40, None), (None, None, 7), (10, 11, 5),
+                                                    (60, None, None)])
+def test_the_columnar_read_returns_what_the_row_read_returns(
+    client: TestClient, admin: dict[str, str], start: int | None, end: int | None, limit: int | None
+) -> None:
+    step = timedelta(minutes=1)
+    ticks = [{"timestamp": _stamp(i, step), "price": 10.0 + i} for i in range(0, 50, 2)]
+    bars = [{"timestamp": _stamp(i, step), "open": 5.0 + i, "high": 9.0 + i, "low": 1.0 + i, "close": 6.0 + i,
+             **({"volume": float(i)} if i % 3 else {})} for i in range(1, 50, 2)]
+    _ingest(client, admin, "MIX", sorted(ticks + bars, key=lambda p: str(p["timestamp"])))
+    store = client.app.state.runtime.prices  # type: ignore[attr-defined]
+    bounds = {"start_us": None if start is None else to_us(START + start * step),
+              "end_us": None if end is None else to_us(START + end * step), "limit": limit}
+    assert client.portal is not None
+    columns = client.portal.call(functools.partial(store.columns, "MIX", **bounds))
+    rows = client.portal.call(functools.partial(store.range, "MIX", **bounds))
+    assert series.to_points(columns) == rows
+    assert columns.ts_us.dtype == np.int64 and columns.close.dtype == np.float64

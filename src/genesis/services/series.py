@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from genesis.analytics.downsample import lttb, ohlc_buckets
+from genesis.errors import InvalidInput, NotFound
 from genesis.services.compute import run_sized
-from genesis.storage.protocols import PricePoint
+from genesis.services.market import check_symbol
+from genesis.storage.protocols import PriceColumns, PricePoint, PriceStore
 
 LTTB = "lttb"
 OHLC = "ohlc"
@@ -24,41 +26,53 @@ class Downsampling:
     points: int
 
 
-def _is_bar(point: PricePoint) -> bool:
-    return point.open is not None and point.high is not None and point.low is not None
-
-
-def reduce_points(points: Sequence[PricePoint], max_points: int) -> tuple[list[PricePoint], Downsampling | None]:
+def reduce_columns(cols: PriceColumns, max_points: int) -> tuple[PriceColumns, Downsampling | None]:
     """At most ``max_points`` points for display: bars merged into buckets, ticks reduced by LTTB.
 
     A series where every point is a bar (open, high and low known) keeps every extreme through OHLC bucket
     resampling; anything else is a line of closes, reduced by LTTB to real stored points. ``None`` when the series
     already fits.
     """
-    n = len(points)
+    n = cols.ts_us.size
     if n <= max_points:
-        return list(points), None
-    ts = np.fromiter((p.ts_us for p in points), dtype=np.int64, count=n)
-    close = np.fromiter((p.close for p in points), dtype=np.float64, count=n)
-    if all(map(_is_bar, points)):
-        column = [np.fromiter((p[k] for p in points), dtype=np.float64, count=n) for k in (2, 3, 4)]
-        volume = None
-        if all(p.volume is not None for p in points):
-            volume = np.fromiter((p.volume for p in points), dtype=np.float64, count=n)  # type: ignore[misc]
-        merged = ohlc_buckets(column[0], column[1], column[2], close, volume, max_points)
-        out = [PricePoint(int(t), float(c), float(o), float(h), float(lo), None if v is None else float(v))
-               for t, o, h, lo, c, v in zip(ts[merged.first].tolist(), merged.open.tolist(), merged.high.tolist(),
-                                             merged.low.tolist(), merged.close.tolist(),
-                                             merged.volume.tolist() if merged.volume is not None
-                                             else [None] * len(merged.first), strict=True)]
-        return out, Downsampling(OHLC, n, len(out))
+        return cols, None
+    bars = not (np.isnan(cols.open).any() or np.isnan(cols.high).any() or np.isnan(cols.low).any())
+    if bars:
+        volume = None if np.isnan(cols.volume).any() else cols.volume
+        merged = ohlc_buckets(cols.open, cols.high, cols.low, cols.close, volume, max_points)
+        out = PriceColumns(cols.ts_us[merged.first], merged.close, merged.open, merged.high, merged.low,
+                           merged.volume if merged.volume is not None else np.full(merged.first.size, np.nan))
+        return out, Downsampling(OHLC, n, int(merged.first.size))
     # Seconds since the first point: small magnitudes keep the triangle areas precise.
-    kept = lttb((ts - ts[0]) / 1e6, close, max(max_points, 3))
-    return [points[i] for i in kept.tolist()], Downsampling(LTTB, n, int(kept.size))
+    kept = lttb((cols.ts_us - cols.ts_us[0]) / 1e6, cols.close, max(max_points, 3))
+    out = PriceColumns(cols.ts_us[kept], cols.close[kept], cols.open[kept], cols.high[kept], cols.low[kept],
+                       cols.volume[kept])
+    return out, Downsampling(LTTB, n, int(kept.size))
 
 
-async def reduce_for_display(
-    points: Sequence[PricePoint], max_points: int
+def to_points(cols: PriceColumns) -> list[PricePoint]:
+    """Columns back to points (NaN becomes None)."""
+    def values(column: npt.NDArray[np.float64]) -> list[float | None]:
+        return [None if v != v else v for v in column.tolist()]
+
+    return [PricePoint(*row) for row in zip(cols.ts_us.tolist(), cols.close.tolist(), values(cols.open),
+                                             values(cols.high), values(cols.low), values(cols.volume), strict=True)]
+
+
+async def read_for_display(
+    *, store: PriceStore, symbol: str, start_us: int | None, end_us: int | None, limit: int, max_points: int
 ) -> tuple[list[PricePoint], Downsampling | None]:
-    """:func:`reduce_points` off the event loop for long series (within the compute limits)."""
-    return await run_sized(len(points), reduce_points, points, max_points)
+    """Up to ``limit`` stored points of a symbol from ``start_us``, reduced to at most ``max_points``.
+
+    Raises:
+        InvalidInput: the range is empty or reversed.
+        NotFound: nothing is stored for the symbol.
+    """
+    check_symbol(symbol)
+    if start_us is not None and end_us is not None and end_us <= start_us:
+        raise InvalidInput("end must be later than start")
+    cols = await store.columns(symbol, start_us=start_us, end_us=end_us, limit=limit)
+    if cols.ts_us.size == 0 and not await store.exists(symbol):
+        raise NotFound(f"no prices stored for symbol {symbol!r}")
+    reduced, how = await run_sized(cols.ts_us.size, reduce_columns, cols, max_points)
+    return to_points(reduced), how

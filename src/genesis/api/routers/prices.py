@@ -128,13 +128,14 @@ async def read(
     """Stored prices of a symbol in time order (optionally downsampled for display)."""
     if max_points is None and limit > MAX_POINTS:
         raise InvalidInput(f"limit may exceed {MAX_POINTS} only with max_points")
-    points = await market.read_prices(
-        store=runtime.prices, symbol=symbol, start_us=to_us(start) if start else None,
-        end_us=to_us(end) if end else None, limit=limit,
-    )
+    start_us, end_us = to_us(start) if start else None, to_us(end) if end else None
     reduced = None
-    if max_points is not None:
-        points, reduced = await series.reduce_for_display(points, max_points)
+    if max_points is None:
+        points = await market.read_prices(store=runtime.prices, symbol=symbol, start_us=start_us, end_us=end_us,
+                                          limit=limit)
+    else:
+        points, reduced = await series.read_for_display(store=runtime.prices, symbol=symbol, start_us=start_us,
+                                                        end_us=end_us, limit=limit, max_points=max_points)
     return PricesOut(symbol=symbol, count=len(points), points=[
         PointOut(timestamp=rfc3339(p.ts_us), close=p.close, open=p.open, high=p.high, low=p.low, volume=p.volume)
         for p in points

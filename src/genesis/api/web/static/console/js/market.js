@@ -109,12 +109,15 @@ export class MarketPage {
     this.chartEl.dataset.bars = String(points.length);
     this.chartEl.dataset.kind = bars ? "candles" : "line";
     this.describe();
+    await painted();
+    if (token !== this.loadToken) return;
+    chart.timeScale().fitContent();  // again, now that autoSize has measured the container
+    performance.mark("market:painted");  // the first meaningful paint: the prices are on screen
+    this.chartEl.dataset.state = "drawn";
     for (const overlay of keep) await this.addOverlay(overlay);
     await this.markAnomalies();
     await painted();
     if (token !== this.loadToken) return;
-    chart.timeScale().fitContent();  // again, now that autoSize has measured the container
-    performance.mark("market:painted");
     this.chartEl.dataset.state = "ready";
   }
 
