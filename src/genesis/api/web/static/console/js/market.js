@@ -6,6 +6,8 @@ import { PALETTE, floorIndex, newChart, painted } from "./charts.js";
 
 // Points asked for per chart: the server downsamples longer ranges (OHLC buckets for bars, LTTB for ticks).
 export const MAX_POINTS = 5000;
+const MAX_MARKERS = 300;
+const MAX_ROWS = 1000;
 
 export function symbolPath(symbol) {
   return symbol.split("/").map(encodeURIComponent).join("/");
@@ -191,21 +193,35 @@ export class MarketPage {
       start: this.data.points[0].timestamp, end: this.data.end, method: $("#anomaly-method").value,
       window: $("#anomaly-window").value, threshold: $("#anomaly-threshold").value,
     });
-    const markers = [];
+    // One marker per shown bar (a downsampled bar may hold several anomalies: the strongest speaks for them), and
+    // at most MAX_MARKERS of them, the strongest: thousands of labelled markers would make every frame slow.
+    const strongest = new Map();
     for (const a of body.anomalies) {
       const i = floorIndex(this.data.times, toSeconds(a.timestamp));
       if (i < 0) continue;
-      // A jump is marked above its bar, a drop below it, each with its score.
-      const up = a.score >= 0;
-      markers.push({ time: this.data.times[i], position: up ? "aboveBar" : "belowBar",
-                     shape: up ? "arrowDown" : "arrowUp", color: "#e91e63", text: a.score.toFixed(1) });
+      const kept = strongest.get(i);
+      if (!kept || Math.abs(a.score) > Math.abs(kept.score)) strongest.set(i, a);
+    }
+    let marked = [...strongest.entries()];
+    if (marked.length > MAX_MARKERS) {
+      marked = marked.sort((x, y) => Math.abs(y[1].score) - Math.abs(x[1].score)).slice(0, MAX_MARKERS);
+      marked.sort((x, y) => x[0] - y[0]);
+    }
+    // A jump is marked above its bar, a drop below it, each with its score.
+    this.markers.setMarkers(marked.map(([i, a]) => ({
+      time: this.data.times[i], position: a.score >= 0 ? "aboveBar" : "belowBar",
+      shape: a.score >= 0 ? "arrowDown" : "arrowUp", color: "#e91e63", text: a.score.toFixed(1),
+    })));
+    for (const a of body.anomalies.slice(0, MAX_ROWS)) {
       table.append(h("tr", {}, h("td", {}, fmtTime(a.timestamp)), h("td", { class: "num" }, fmtNumber(a.price)),
                      h("td", { class: "num" }, fmtNumber(a.score, 2))));
     }
-    this.markers.setMarkers(markers);
-    this.chartEl.dataset.markers = String(markers.length);
-    this.chartEl.dataset.anomalies = String(body.anomalies.length);
-    $("#anomaly-count").textContent = String(body.anomalies.length);
+    const total = body.anomalies.length;
+    this.chartEl.dataset.markers = String(marked.length);
+    this.chartEl.dataset.anomalies = String(total);
+    $("#anomaly-count").textContent = total.toLocaleString("en-US") +
+      (marked.length < total ? `; ${marked.length.toLocaleString("en-US")} marked, the strongest per bar` : "") +
+      (total > MAX_ROWS ? `; the first ${MAX_ROWS.toLocaleString("en-US")} listed` : "");
     $("#anomaly-details").hidden = false;
   }
 }
