@@ -171,6 +171,7 @@ def test_market_draws_goog_with_sma_and_marks_the_spikes(world: World, open_page
     page.wait_for_function("() => document.querySelector('#market-chart').dataset.series.includes('sma(period=20)')")
     with_sma = page.evaluate(COUNT_PIXELS, ["#market-chart", [UP, DOWN, SMA_COLOR]])
     assert with_sma["counts"][2] > pixels["counts"][2] + 500, (pixels, with_sma)  # the SMA line is drawn
+    watched.shot("market")
 
     # Spikes after the last GOOG day: a jump to twice the price and back.
     last = world.goog_last_day[:10]
@@ -187,7 +188,7 @@ def test_market_draws_goog_with_sma_and_marks_the_spikes(world: World, open_page
     marked = page.locator("#anomaly-table tbody tr td:first-child").all_inner_texts()
     assert {"2013-03-05", "2013-03-06"} <= set(marked), marked
     assert page.locator("#market-chart").get_attribute("data-series") == "main,sma(period=20)"  # overlay kept
-    watched.shot("market")
+    watched.shot("market-spikes")
     watched.assert_clean()
 
 
@@ -200,9 +201,33 @@ def test_a_long_tick_series_is_drawn_downsampled(world: World, open_page: Callab
     log_in(watched, "tina", world.passwords["tina"])
     chart = show_symbol(watched, "TICKS")
     assert chart["kind"] == "line" and chart["bars"] == "5000"
-    status = watched.page.inner_text("#market-status")
+    page = watched.page
+    status = page.inner_text("#market-status")
     assert "downsampled from 20,000 stored points by LTTB" in status
-    assert watched.page.evaluate(COUNT_PIXELS, ["#market-chart", []])["drawn"] > 2000
+    assert page.evaluate(COUNT_PIXELS, ["#market-chart", []])["drawn"] > 2000
+
+    # Zoomed in, the visible range is fetched again, down to every stored tick.
+    box = page.locator("#market-chart").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    detail_requests: list[Any] = []
+    page.on("requestfinished", lambda r: detail_requests.append(r) if "start=" in r.url else None)
+    for _ in range(80):  # each wheel step zooms ~10%; the console refines 300 ms after the view settles
+        if "full detail" in page.inner_text("#market-status"):
+            break
+        page.mouse.wheel(0, -600)
+        page.wait_for_timeout(150)
+    page.wait_for_function("() => document.querySelector('#market-status').textContent.includes('full detail')")
+    assert detail_requests and all(r.response().status == 200 for r in detail_requests)
+    shown = int(page.get_attribute("#market-chart", "data-detail") or "0")
+    assert 0 < shown < 5000 and int(page.get_attribute("#market-chart", "data-bars") or "0") > 5000
+    for _ in range(80):  # and zoomed out again, the overview comes back
+        if "detail" not in page.inner_text("#market-status"):
+            break
+        page.mouse.wheel(0, 600)
+        page.wait_for_timeout(150)
+    page.wait_for_function("() => !document.querySelector('#market-status').textContent.includes('detail')")
+    assert page.get_attribute("#market-chart", "data-bars") == "5000"
     watched.assert_clean()
 
 

@@ -42,3 +42,14 @@ export function floorIndex(xs, x) {
   }
   return found;
 }
+
+// Index of the first element of the sorted array `xs` that is >= x (or xs.length).
+export function lowerBound(xs, x) {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (xs[mid] < x) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}

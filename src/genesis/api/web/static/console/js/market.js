@@ -2,7 +2,7 @@
 // shown closes, and the API's anomalies marked on the chart with their scores.
 
 import { $, clear, dateToRfc3339, fmtNumber, fmtTime, h, paramInputs, readParams, toSeconds } from "./dom.js";
-import { PALETTE, floorIndex, newChart, painted } from "./charts.js";
+import { PALETTE, floorIndex, lowerBound, newChart, painted } from "./charts.js";
 
 // Points asked for per chart: the server downsamples longer ranges (OHLC buckets for bars, LTTB for ticks).
 export const MAX_POINTS = 5000;
@@ -91,25 +91,29 @@ export class MarketPage {
     const { L, chart } = await newChart(this.chartEl);
     this.L = L;
     this.chart = chart;
-    let main;
-    if (bars) {
-      main = chart.addSeries(L.CandlestickSeries, { upColor: "#26a69a", downColor: "#ef5350", borderVisible: false,
-        wickUpColor: "#26a69a", wickDownColor: "#ef5350" });
-      main.setData(points.map((p, i) => ({ time: times[i], open: p.open, high: p.high, low: p.low, close: p.close })));
-    } else {
-      main = chart.addSeries(L.LineSeries, { color: "#1f6feb", lineWidth: 1 });
-      main.setData(points.map((p, i) => ({ time: times[i], value: p.close })));
-    }
-    this.main = main;
-    this.markers = L.createSeriesMarkers(main, []);
-    this.data = { symbol, start, end, points, times, closes, bars, downsampled: body.downsampled,
+    this.main = bars
+      ? chart.addSeries(L.CandlestickSeries, { upColor: "#26a69a", downColor: "#ef5350", borderVisible: false,
+        wickUpColor: "#26a69a", wickDownColor: "#ef5350" })
+      : chart.addSeries(L.LineSeries, { color: "#1f6feb", lineWidth: 1 });
+    this.markers = L.createSeriesMarkers(this.main, []);
+    this.anomalies = null;
+    this.data = { symbol, start, end, bars, downsampled: body.downsampled, detail: null,
+                  overview: { points, times },
                   low: Math.min(...points.map((p) => p.low ?? p.close)),
                   high: Math.max(...points.map((p) => p.high ?? p.close)) };
+    this.setMain(points, times);
+    if (body.downsampled) {
+      // Zoomed in on a downsampled series, the visible range is fetched again in full detail (debounced).
+      chart.timeScale().subscribeVisibleTimeRangeChange(() => {
+        clearTimeout(this.refineTimer);
+        this.refineTimer = setTimeout(() => this.refine(token).catch((error) => this.notify(error)), 300);
+      });
+    }
     chart.timeScale().fitContent();
     this.overlays = [];
     clear($("#overlays"));
-    this.chartEl.dataset.bars = String(points.length);
     this.chartEl.dataset.kind = bars ? "candles" : "line";
+    delete this.chartEl.dataset.detail;
     this.describe();
     await painted();
     if (token !== this.loadToken) return;
@@ -123,15 +127,77 @@ export class MarketPage {
     this.chartEl.dataset.state = "ready";
   }
 
+  // Show `points` as the main series (the overview, or the overview with a zoomed range in full detail).
+  setMain(points, times) {
+    const d = this.data;
+    d.points = points;
+    d.times = times;
+    d.closes = points.map((p) => p.close);
+    this.main.setData(d.bars
+      ? points.map((p, i) => ({ time: times[i], open: p.open, high: p.high, low: p.low, close: p.close }))
+      : points.map((p, i) => ({ time: times[i], value: p.close })));
+    this.chartEl.dataset.bars = String(points.length);
+    this.placeMarkers();
+  }
+
+  async refine(token) {
+    const d = this.data;
+    const range = this.chart?.timeScale().getVisibleRange();
+    if (!d || !range || token !== this.loadToken || this.refining) return;
+    const ov = d.overview;
+    const first = ov.times[0];
+    const last = ov.times[ov.times.length - 1];
+    const from = Math.max(range.from, first);
+    const to = Math.min(range.to, last);
+    if (to - from >= 0.5 * (last - first)) {  // (nearly) everything in view: the overview is the right data
+      if (d.detail) {
+        d.detail = null;
+        this.setMain(ov.points, ov.times);
+        this.chart.timeScale().setVisibleRange(range);
+        delete this.chartEl.dataset.detail;
+        this.describe();
+      }
+      return;
+    }
+    // Already in detail, and not zoomed much further in: nothing to fetch.
+    if (d.detail && from >= d.detail.from && to <= d.detail.to && to - from > 0.5 * (d.detail.to - d.detail.from)) return;
+    this.refining = true;
+    try {
+      const body = await this.session.get(`/prices/${symbolPath(d.symbol)}`, {
+        start: new Date(Math.floor(from * 1000)).toISOString(), end: new Date(Math.floor(to * 1000) + 1).toISOString(),
+        limit: 1_000_000, max_points: MAX_POINTS,
+      });
+      if (token !== this.loadToken || body.points.length === 0) return;
+      const times = body.points.map((p) => toSeconds(p.timestamp));
+      // Overview points strictly before and strictly after the detail: equal times would break the ordering.
+      const lo = lowerBound(ov.times, times[0]);
+      const hi = floorIndex(ov.times, times[times.length - 1]) + 1;
+      const visible = this.chart.timeScale().getVisibleRange();
+      this.setMain([...ov.points.slice(0, lo), ...body.points, ...ov.points.slice(hi)],
+                   [...ov.times.slice(0, lo), ...times, ...ov.times.slice(hi)]);
+      if (visible) this.chart.timeScale().setVisibleRange(visible);
+      d.detail = { from, to, points: body.points.length, downsampled: body.downsampled };
+      this.chartEl.dataset.detail = String(body.points.length);
+      this.describe();
+    } finally {
+      this.refining = false;
+    }
+  }
+
   describe() {
     const d = this.data;
-    const first = d.points[0];
-    const last = d.points[d.points.length - 1];
-    let text = `${d.symbol}: ${d.points.length.toLocaleString("en-US")} ${d.bars ? "bars" : "ticks"}`;
+    const shown = d.overview.points;
+    const first = shown[0];
+    const last = shown[shown.length - 1];
+    let text = `${d.symbol}: ${shown.length.toLocaleString("en-US")} ${d.bars ? "bars" : "ticks"}`;
     if (first) text += `, ${fmtTime(first.timestamp)} to ${fmtTime(last.timestamp)}`;
     if (d.downsampled) {
       text += ` (downsampled from ${d.downsampled.source_points.toLocaleString("en-US")} stored points by ` +
         `${d.downsampled.method === "ohlc" ? "OHLC buckets" : "LTTB"})`;
+    }
+    if (d.detail) {
+      text += `; the zoomed range in ${d.detail.downsampled ? "finer" : "full"} detail ` +
+        `(${d.detail.points.toLocaleString("en-US")} points)`;
     }
     $("#market-status").textContent = text;
     this.chartEl.dataset.series = ["main", ...this.overlays.map((o) => o.key)].join(",");
@@ -182,17 +248,25 @@ export class MarketPage {
   // GET /anomalies/{symbol} over the shown range; each anomaly is marked on the bar that contains it.
   async markAnomalies() {
     if (!this.data || !this.session.can("anomalies:read")) return;
-    const table = clear($("#anomaly-table tbody"));
+    this.anomalies = null;
     if (!$("#anomaly-on").checked || this.data.points.length === 0) {
+      clear($("#anomaly-table tbody"));
       this.markers.setMarkers([]);
       this.chartEl.dataset.markers = "0";
       $("#anomaly-details").hidden = true;
       return;
     }
-    const body = await this.session.get(`/anomalies/${symbolPath(this.data.symbol)}`, {
-      start: this.data.points[0].timestamp, end: this.data.end, method: $("#anomaly-method").value,
+    this.anomalies = await this.session.get(`/anomalies/${symbolPath(this.data.symbol)}`, {
+      start: this.data.overview.points[0].timestamp, end: this.data.end, method: $("#anomaly-method").value,
       window: $("#anomaly-window").value, threshold: $("#anomaly-threshold").value,
     });
+    this.placeMarkers();
+  }
+
+  placeMarkers() {
+    const body = this.anomalies;
+    if (!body) return;
+    const table = clear($("#anomaly-table tbody"));
     // One marker per shown bar (a downsampled bar may hold several anomalies: the strongest speaks for them), and
     // at most MAX_MARKERS of them, the strongest: thousands of labelled markers would make every frame slow.
     const strongest = new Map();
