@@ -126,11 +126,15 @@ def test_tokens_live_in_memory_only_and_logout_revokes_them(
     assert stored == [0, 0, ""]
     assert watched.context.cookies() == []
     assert token not in page.content()
+    show_symbol(watched, "GOOG")
 
     with page.expect_request(lambda r: r.url.endswith("/token/revoke")):
         page.click("#logout")
     page.wait_for_function("() => document.body.dataset.session === 'ended'")
     assert page.is_visible("#login-form") and page.is_hidden("#nav")
+    # What the session showed is gone from the page, not only hidden.
+    assert page.locator("#market-chart canvas").count() == 0
+    assert "2,148" not in page.content() and page.input_value("#market-form input[name=symbol]") == ""
     revoked = httpx.get(f"{world.server.base_url}/me", headers={"Authorization": f"Bearer {token}"})
     assert revoked.status_code == 401
     watched.assert_clean()

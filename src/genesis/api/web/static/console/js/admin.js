@@ -20,6 +20,12 @@ export class AdminPage {
     busy(event.submitter || event.target.querySelector("button"), action()).catch((error) => this.notify(error));
   }
 
+  reset() {
+    $("#client-secret-id").textContent = "";
+    $("#client-secret-value").textContent = "";
+    $("#client-secret").hidden = true;
+  }
+
   async enter() {
     await Promise.all([this.users(), this.clients()]);
   }

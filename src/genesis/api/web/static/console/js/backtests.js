@@ -40,6 +40,16 @@ export class BacktestsPage {
     if (this.session.can("performance:read")) await this.board();
   }
 
+  reset() {
+    for (const id of ["#equity-chart", "#drawdown-chart"]) {
+      this[id]?.remove();
+      this[id] = null;
+      clear($(id)).dataset.state = "empty";
+    }
+    for (const id of ["#backtest-id", "#backtest-correlation", "#backtest-title"]) $(id).textContent = "";
+    $("#backtest-result").hidden = true;
+  }
+
   showParams() {
     const spec = this.strategies.find((s) => s.name === $("#backtest-strategy").value);
     paramInputs($("#backtest-params"), spec ? spec.params : []);

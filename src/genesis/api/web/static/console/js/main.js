@@ -79,8 +79,9 @@ function loggedIn(me) {
 function ended(message) {
   for (const el of [$("#nav"), $("#who"), $("#logout")]) el.hidden = true;
   for (const body of $$("main table tbody")) clear(body);
-  for (const el of ["#backtest-result", "#client-secret", "#anomaly-details"]) $(el).hidden = true;
-  pages.market.reset();
+  for (const page of Object.values(pages)) page.reset();
+  for (const form of $$("main form")) form.reset();
+  if ($("#event-dialog").open) $("#event-dialog").close();
   document.body.dataset.session = "ended";
   delete document.body.dataset.scopes;
   showOnly("page-login");

@@ -64,9 +64,13 @@ export class MarketPage {
     this.data = null;
     this.overlays = [];
     clear($("#overlays"));
+    this.anomalies = null;
+    this.loadToken++;  // answers still on their way are dropped
     clear(this.chartEl);
+    for (const key of Object.keys(this.chartEl.dataset)) delete this.chartEl.dataset[key];
     this.chartEl.dataset.state = "empty";
     $("#anomaly-details").hidden = true;
+    $("#market-status").textContent = "Pick a symbol and press Show.";
   }
 
   async load() {

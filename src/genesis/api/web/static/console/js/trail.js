@@ -28,7 +28,19 @@ export class TrailPage {
     for (const key of ["actor", "action", "outcome", "correlation_id"]) {
       if (query.get(key) !== null) form.elements[key].value = query.get(key);
     }
-    await Promise.all([this.search(), this.verify()]);
+    // Verification reads the whole chain: once when the page is first opened, then on request.
+    await Promise.all([this.search(), this.verified ? null : this.verify()]);
+  }
+
+  reset() {
+    this.verified = false;
+    this.cursor = null;
+    $("#verify-status").dataset.state = "unknown";
+    $("#verify-status").textContent = "Not verified yet.";
+    clear($("#verify-details"));
+    clear($("#event-fields"));
+    $("#trail-status").textContent = "";
+    $("#trail-more").hidden = true;
   }
 
   async search() {
@@ -79,6 +91,7 @@ export class TrailPage {
     status.dataset.state = "running";
     status.textContent = "Verifying…";
     const report = await this.session.get("/audit/verify");
+    this.verified = true;
     status.dataset.state = report.ok ? "ok" : "broken";
     status.textContent = report.ok
       ? `Chain intact: ${report.events_checked.toLocaleString("en-US")} events checked up to #${report.last_seq}.`
