@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 APP    := $(VENV)/.installed-app
 STAMP  := $(VENV)/.installed
 
-.PHONY: install install-app run test lint unit fuzz bench soak clean
+.PHONY: install install-app run test lint unit fuzz bench soak vendor clean
 
 # `make run` installs what the server needs; `make test` (and the other targets) add the dev tools.
 $(APP): pyproject.toml
@@ -46,6 +46,9 @@ soak: install ## A 60-second soak at 500 req/s, then 100 kill-and-check runs
 
 bench: install ## Benchmarks against same-run anchors; writes bench/results.json
 	$(BIN)/python -m bench
+
+vendor: ## Re-fetch the vendored browser assets from the npm registry (pinned, checksummed; output is committed)
+	bash scripts/vendor.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

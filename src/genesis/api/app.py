@@ -16,6 +16,7 @@ from genesis.api.openapi import build_openapi, operation_id
 from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
+from genesis.api.web import install_web
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 
@@ -50,10 +51,12 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         lifespan=server_lifespan(runtime, migrate=migrate),
         swagger_ui_parameters={"persistAuthorization": True},
         generate_unique_id_function=operation_id, redirect_slashes=False,
+        docs_url=None, redoc_url=None,  # served by install_web from packaged assets, not from a CDN
     )
     install_problem_handlers(app)
     for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
         app.include_router(module.router)
+    install_web(app)
     app.openapi = functools.partial(build_openapi, app)  # type: ignore[method-assign]
     gatekeeper = Gatekeeper(
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,12 +11,14 @@ from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, TimestampText, problem_responses
 from genesis.errors import InvalidInput, TooLarge
-from genesis.services import market
+from genesis.services import market, series
 from genesis.services.auth import Principal
 from genesis.storage.protocols import PricePoint
 from genesis.timeutil import rfc3339, rfc3339_to_us, to_us
 
 router = APIRouter(tags=["prices"])
+MAX_POINTS = 100_000  # points in one answer
+MAX_SCAN = 1_000_000  # stored points one downsampled read may cover
 
 PositivePrice = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=32, examples=["BTC/USD"],
@@ -67,10 +69,21 @@ class PointOut(BaseModel):
     volume: float | None = None
 
 
+class Downsampled(BaseModel):
+    method: Literal["lttb", "ohlc"] = Field(description="`ohlc`: bars merged into equal-count buckets (first open, "
+                                           "highest high, lowest low, last close, summed volume; the timestamp is "
+                                           "the bucket's first); `lttb`: Largest-Triangle-Three-Buckets over the "
+                                           "closes, which keeps real stored points.")
+    source_points: int = Field(description="Stored points read before reducing.")
+    points: int = Field(description="Points returned.")
+
+
 class PricesOut(BaseModel):
     symbol: str
     count: int
     points: list[PointOut]
+    downsampled: Downsampled | None = Field(None, description="How the points were reduced (only with max_points, "
+                                                              "when more were stored than it allows).")
 
 
 @router.post("/prices/{symbol:path}", name="prices.ingest", response_model=IngestOut,
@@ -106,14 +119,25 @@ async def read(
     symbol: SymbolPath, runtime: RuntimeDep, _: Annotated[Principal, allow("prices:read", limit="prices")],
     start: Annotated[Timestamp | None, Query(description="Inclusive start (RFC 3339).")] = None,
     end: Annotated[Timestamp | None, Query(description="Exclusive end (RFC 3339).")] = None,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=MAX_SCAN, description="Stored points read, oldest first (at most "
+                                                               f"{MAX_POINTS:,} without max_points).")] = 1000,
+    max_points: Annotated[int | None, Query(ge=3, le=MAX_POINTS, description=(
+        "Return at most this many points for a chart: bars are merged into buckets (OHLC), ticks reduced by LTTB; "
+        "`downsampled` in the answer says how."))] = None,
 ) -> PricesOut:
-    """Stored prices of a symbol in time order."""
-    points = await market.read_prices(
-        store=runtime.prices, symbol=symbol, start_us=to_us(start) if start else None,
-        end_us=to_us(end) if end else None, limit=limit,
-    )
+    """Stored prices of a symbol in time order (optionally downsampled for display)."""
+    if max_points is None and limit > MAX_POINTS:
+        raise InvalidInput(f"limit may exceed {MAX_POINTS} only with max_points")
+    start_us, end_us = to_us(start) if start else None, to_us(end) if end else None
+    reduced = None
+    if max_points is None:
+        points = await market.read_prices(store=runtime.prices, symbol=symbol, start_us=start_us, end_us=end_us,
+                                          limit=limit)
+    else:
+        points, reduced = await series.read_for_display(store=runtime.prices, symbol=symbol, start_us=start_us,
+                                                        end_us=end_us, limit=limit, max_points=max_points)
     return PricesOut(symbol=symbol, count=len(points), points=[
         PointOut(timestamp=rfc3339(p.ts_us), close=p.close, open=p.open, high=p.high, low=p.low, volume=p.volume)
         for p in points
-    ])
+    ], downsampled=None if reduced is None else Downsampled(method=reduced.method,  # type: ignore[arg-type]
+                                                            source_points=reduced.source_points, points=reduced.points))
