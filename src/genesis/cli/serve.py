@@ -16,10 +16,11 @@ app = typer.Typer(help="Run the API server.", rich_markup_mode=None, add_complet
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(metavar="ADDRESS",
+    host: Annotated[str | None, typer.Option("--host", metavar="ADDRESS",
                                              help="Address to bind (default GENESIS_HOST or 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(metavar="PORT", help="Port (default GENESIS_PORT or 8000).")] = None,
-    workers: Annotated[int | None, typer.Option(metavar="N",
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT",
+                                             help="Port (default GENESIS_PORT or 8000).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", metavar="N",
                                                 help="Worker processes (default GENESIS_WORKERS or 1).")] = None,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development only).")] = False,
 ) -> None:

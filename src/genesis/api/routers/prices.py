@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
@@ -26,13 +26,11 @@ SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=32, 
 
 
 class PointIn(Strict):
-    """A tick (timestamp + price) or a bar (timestamp + OHLCV; ``close`` is the price)."""
+    """A tick (timestamp + price) or a bar (timestamp + OHLCV; ``close`` is the price): exactly one of the two.
 
-    # The schema states "exactly one of price and close" too, so clients and fuzzers see the same rule.
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": ["price"], "properties": {"price": {"type": "number"}}},
-        {"required": ["close"], "properties": {"close": {"type": "number"}}},
-    ]})
+    "Exactly one of price and close" is a rule between fields: the route states it (422 invalid-input naming the
+    point) rather than a oneOf, which client generators turn into classes that each lack half the fields.
+    """
 
     timestamp: TimestampText = Field(description="RFC 3339; naive times are UTC.")
     price: PositivePrice | None = None
@@ -41,12 +39,6 @@ class PointIn(Strict):
     low: PositivePrice | None = None
     close: PositivePrice | None = None
     volume: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None = None
-
-    @model_validator(mode="after")
-    def _one_price(self) -> PointIn:
-        if (self.price is None) == (self.close is None):
-            raise ValueError("give exactly one of price (a tick) or close (a bar)")
-        return self
 
 
 class PricesIn(Strict):
@@ -95,6 +87,9 @@ async def ingest(
     """Ingest ticks or bars; points already stored for a timestamp are skipped (idempotent)."""
     if len(body.points) > runtime.settings.max_prices_per_request:
         raise TooLarge(f"at most {runtime.settings.max_prices_per_request} points per request")
+    both = next((i for i, p in enumerate(body.points) if (p.price is None) == (p.close is None)), None)
+    if both is not None:
+        raise InvalidInput(f"points[{both}]: give exactly one of price (a tick) or close (a bar)")
     try:
         stamps = [rfc3339_to_us(p.timestamp) for p in body.points]
     except ValueError:
