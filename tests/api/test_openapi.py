@@ -70,3 +70,20 @@ def test_every_error_answer_is_a_problem_document_with_an_example_of_its_status(
                 example = content["application/problem+json"]["example"]
                 assert example["status"] == int(status), (method, path, status)
                 assert example["type"].startswith("https://genesis.dev/problems/")
+
+
+def test_closed_sets_are_enums(docs_client: TestClient) -> None:
+    from genesis.analytics import INDICATORS, SIGNAL_STRATEGIES, STRATEGY_CALCULATORS
+    from genesis.security.scopes import ROLES
+
+    schema = docs_client.get("/openapi.json").json()
+    models = schema["components"]["schemas"]
+    assert models["UserCreate"]["properties"]["role"]["enum"] == list(ROLES)
+    assert models["ClientCreate"]["properties"]["role"]["enum"] == list(ROLES)
+    assert set(models["StrategyCalculate"]["properties"]["strategy_name"]["enum"]) == set(STRATEGY_CALCULATORS)
+    assert set(models["BacktestCreate"]["properties"]["strategy"]["enum"]) == set(SIGNAL_STRATEGIES)
+    params = {p["name"]: p for p in schema["paths"]["/indicators/{name}"]["post"]["parameters"]}
+    assert set(params["name"]["schema"]["enum"]) == set(INDICATORS)
+    query = {p["name"]: p for p in schema["paths"]["/audit/events"]["get"]["parameters"]}
+    outcomes = {s.get("enum", [None])[0] for s in query["outcome"]["schema"].get("anyOf", [])} - {None}
+    assert outcomes or query["outcome"]["schema"].get("enum")
