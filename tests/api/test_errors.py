@@ -154,3 +154,15 @@ def test_every_problem_type_has_one_status_and_every_domain_error_is_registered(
     for oauth in ("invalid_request", "invalid_client", "invalid_grant", "invalid_scope", "unsupported_grant_type"):
         assert PROBLEM_TYPES[oauth.replace("_", "-")].status == (401 if oauth == "invalid_client" else 400)
     assert all(code == code.lower() and "_" not in code for code in PROBLEM_TYPES)  # one spelling: kebab-case
+
+
+def test_the_readme_lists_every_problem_type_with_its_status() -> None:
+    import re
+    from pathlib import Path
+
+    from genesis.api.problems import PROBLEM_TYPES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Errors", 1)[1].split("\n## ", 1)[0]
+    listed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| `([a-z-]+)` \| (\d{3}) \|", section, re.M)}
+    assert listed == {code: p.status for code, p in PROBLEM_TYPES.items()}
