@@ -1,0 +1,425 @@
+"""Offline verification of an export file: no database, nothing but the standard library and ``cryptography``.
+
+``verify_export_file`` checks an export (``docs/audit-format.md`` section 5) against a trusted
+log key: the signed tree heads it carries (and any given besides, e.g. from a head log), its
+chain checkpoints, every event's chain link and Merkle leaf, and the trailer. It names the first
+bad seq exactly as :func:`genesis.audit.verifier.verify_trail` does, because that function
+decides every case that is not plainly intact.
+
+Speed (``bench/tree.py``): events that a signed head covers are checked on a fast path that
+hashes the bytes of the line as they are (format 2 writes each event as its canonical bytes) and
+compares each ``prev_hash`` with the previous ``hash``; it skips the separate chain-link
+recomputation, because the tree root at the next head already commits to every leaf, and each
+leaf holds ``seq`` and ``prev_hash``. Anything unexpected (a root or chain checkpoint that does
+not match, a line not of the expected shape, a ``prev_hash`` that does not link) sends the walk
+back to the last point a signature confirmed, and :func:`verify_trail` re-walks from there with
+every check; so does the part after the last head. Format 1 files (no tree) are verified by
+:func:`verify_trail` alone.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from genesis.audit.canonical import canonical_json
+from genesis.audit.merkle import Frontier
+from genesis.audit.note import NoteError, NoteVerifier, SignedCheckpoint, open_checkpoint, parse_vkey
+from genesis.audit.verifier import Anchor, ChainLink, TrailReport, open_chain_checkpoints, verify_trail
+
+FORMAT_V1: Final = "genesis-audit-export/1"
+FORMAT_V2: Final = "genesis-audit-export/2"
+COLUMNS: Final = (
+    "seq", "event_id", "occurred_at_us", "level", "action", "outcome", "actor", "source_ip", "user_agent",
+    "method", "path", "status", "correlation_id", "request_id", "message", "metadata", "prev_hash", "hash",
+)  # fmt: skip
+_HASH_KEY: Final = b',"hash":"'
+_TYPE_TAIL: Final = b'","type":"event"'
+_PREV_KEY: Final = b',"prev_hash":"'
+_READ_CHUNK: Final = 8 << 20
+_TRAILER_WINDOW: Final = 1 << 16
+
+
+@dataclass(frozen=True, slots=True)
+class ExportReport:
+    """What :func:`verify_export_file` found: the trail report and what the file itself adds."""
+
+    trail: TrailReport
+    format: str
+    heads_in_file: int
+    heads_given: int
+    unreadable_heads: int = 0
+    """Heads given (from a head log) that are not valid notes of this log: they prove nothing and are skipped."""
+    trailer_ok: bool = True
+
+    @property
+    def ok(self) -> bool:
+        return self.trail.ok
+
+    def to_dict(self) -> dict[str, object]:
+        return {**self.trail.to_dict(), "format": self.format, "heads_in_file": self.heads_in_file,
+                "heads_given": self.heads_given, "unreadable_heads": self.unreadable_heads}  # fmt: skip
+
+
+class ExportFormatError(ValueError):
+    """The file is not an export this verifier can read (the message says why)."""
+
+
+@dataclass
+class _Layout:
+    header: dict[str, Any]
+    checkpoints: list[dict[str, Any]]
+    events_start: int
+    events_end: int
+    heads: list[str] = field(default_factory=list)
+    trailer: dict[str, Any] | None = None
+
+
+def _read_layout(handle: IO[bytes], size: int) -> _Layout:
+    """Header and chain checkpoints from the start, heads and trailer from the end, the events between."""
+    first = handle.readline()
+    try:
+        header = json.loads(first)
+    except ValueError:
+        raise ExportFormatError("the first line is not a JSON header") from None
+    if not isinstance(header, dict) or header.get("type") != "header":
+        raise ExportFormatError("the first line is not an export header")
+    if header.get("format") not in (FORMAT_V1, FORMAT_V2):
+        raise ExportFormatError(f"unknown export format {header.get('format')!r}")
+    checkpoints: list[dict[str, Any]] = []
+    offset = len(first)
+    while True:  # chain checkpoint lines, up to the first line that is not one
+        line = handle.readline()
+        try:
+            obj = json.loads(line) if line else None
+        except ValueError:
+            obj = None
+        if not isinstance(obj, dict) or obj.get("type") != "checkpoint":
+            break
+        checkpoints.append(obj)
+        offset += len(line)
+    layout = _Layout(header, checkpoints, offset, size)
+    # The trailing head and end lines, read backwards from the end of the file.
+    end = size
+    tail: list[dict[str, Any]] = []
+    while end > offset:
+        start = max(offset, end - _TRAILER_WINDOW)
+        handle.seek(start)
+        block = handle.read(end - start)
+        cut = block.rfind(b"\n", 0, len(block) - 1) if len(block) > 1 else -1
+        if cut < 0 and start > offset:
+            raise ExportFormatError("a line at the end of the file is longer than 64 KiB")
+        line = block[cut + 1 :]
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            break
+        if not isinstance(obj, dict) or obj.get("type") not in ("head", "end"):
+            break
+        tail.append(obj)
+        end -= len(line)
+    layout.events_end = end
+    for obj in reversed(tail):
+        if obj.get("type") == "end":
+            layout.trailer = obj
+        elif isinstance(obj.get("note"), str):
+            layout.heads.append(obj["note"])
+        else:
+            raise ExportFormatError("a head line without its note")
+    return layout
+
+
+def _lines(handle: IO[bytes], start: int, end: int) -> Iterator[bytes]:
+    """The lines of ``[start, end)`` without their newlines, read in large blocks."""
+    handle.seek(start)
+    left = end - start
+    rest = b""
+    while left > 0:
+        block = handle.read(min(_READ_CHUNK, left))
+        if not block:
+            break
+        left -= len(block)
+        parts = (rest + block).split(b"\n")
+        rest = parts.pop()
+        yield from parts
+    if rest:
+        yield rest
+
+
+def _row(line: bytes) -> tuple[Any, ...]:
+    """An event line as a row in column order (what cannot be read becomes a row that fails verification)."""
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return (None,) * len(COLUMNS)
+    if not isinstance(obj, dict) or obj.get("type") != "event":
+        return (None,) * len(COLUMNS)
+    return tuple(obj.get(name) for name in COLUMNS)
+
+
+def _rows(handle: IO[bytes], start: int, end: int, counter: list[int]) -> Iterator[tuple[Any, ...]]:
+    for line in _lines(handle, start, end):
+        counter[0] += 1
+        yield _row(line)
+
+
+def _frontier(header: dict[str, Any], start_seq: int) -> Frontier:
+    encoded = header.get("start_frontier", [])
+    if not isinstance(encoded, list):
+        raise ExportFormatError("start_frontier is not a list")
+    try:
+        hashes = [base64.b64decode(h, validate=True) for h in encoded]
+        return Frontier(start_seq - 1, hashes)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise ExportFormatError(f"start_frontier is not the frontier at {start_seq - 1}: {exc}") from None
+
+
+def _open_heads(notes: Iterable[str], key: NoteVerifier, origin: str | None) -> tuple[list[SignedCheckpoint], int]:
+    """Heads from a head log: valid ones, and how many are not valid notes of this log."""
+    heads, bad = [], 0
+    for note in notes:
+        try:
+            heads.append(open_checkpoint(note, key, origin=origin))
+        except NoteError:
+            bad += 1
+    return heads, bad
+
+
+def verify_export_file(
+    path: Path,
+    *,
+    log_key: NoteVerifier | str,
+    heads: Sequence[str] = (),
+    chain_keys: Sequence[Ed25519PublicKey] = (),
+    origin: str | None = None,
+    hmac_key: bytes | str | None = None,
+    expected_digest: str | None = None,
+) -> ExportReport:
+    """Verify an export file offline against the trusted log key.
+
+    Args:
+        path: the export (format 1 or 2).
+        log_key: the log's key, obtained out of band (its vkey text or a :class:`NoteVerifier`).
+        heads: more signed heads to hold the events against (a head log): each must be consistent with
+            the file's events; one larger than its last event means the file (or the trail) was cut.
+            Notes that are not valid heads of this log are counted (``unreadable_heads``) and skipped.
+        chain_keys: keys that sign the chain checkpoints of trails older than the tree (format 1 files,
+            and the checkpoints a format 2 file carries); the log key's own public key is always one.
+        origin: the log's origin (default: the key's name).
+        hmac_key: the chain's key when it is keyed (HMAC-SHA256).
+        expected_digest: the file's SHA-256 as recorded (an archive's digest).
+
+    Raises:
+        ExportFormatError: the file is not an export (no header, unknown format, impossible start).
+        NoteError: ``log_key`` is not a valid vkey.
+        OSError: the file cannot be read.
+    """
+    key = parse_vkey(log_key) if isinstance(log_key, str) else log_key
+    given, unreadable = _open_heads(heads, key, origin)
+    path = Path(path)
+    if expected_digest is not None:
+        with open(path, "rb") as fh:
+            actual = hashlib.file_digest(fh, "sha256").hexdigest()
+        if actual != expected_digest:
+            report = TrailReport(False, 0, 0, "", "", 0, 0, "modified", None,
+                                 f"the file's SHA-256 {actual} is not the recorded {expected_digest}")  # fmt: skip
+            return ExportReport(report, "", 0, len(given), unreadable)
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
+        layout = _read_layout(handle, size)
+        header = layout.header
+        start_seq, start_prev = header.get("start_seq"), header.get("start_prev_hash")
+        if type(start_seq) is not int or start_seq < 1 or not isinstance(start_prev, str):
+            raise ExportFormatError("the header's start_seq or start_prev_hash is not valid")
+        fmt = str(header["format"])
+        frontier = _frontier(header, start_seq) if fmt == FORMAT_V2 else None
+        try:
+            anchors = open_chain_checkpoints(layout.checkpoints, [key.public_key, *chain_keys])
+        except ValueError as exc:
+            report = TrailReport(False, 0, start_seq - 1, start_prev, "", 0, start_seq - 1, "bad_checkpoint", None,
+                                 str(exc))  # fmt: skip
+            return ExportReport(report, fmt, len(layout.heads), len(given), unreadable)
+        file_heads: list[SignedCheckpoint] = []
+        for note in layout.heads:
+            try:
+                file_heads.append(open_checkpoint(note, key, origin=origin))
+            except NoteError as exc:
+                report = TrailReport(False, 0, start_seq - 1, start_prev, "", 0, start_seq - 1, "bad_checkpoint",
+                                     None, f"a signed tree head in the file does not verify: {exc}")  # fmt: skip
+                return ExportReport(report, fmt, len(layout.heads), len(given), unreadable)
+        try:
+            if frontier is None:
+                report = _verify_v1(handle, layout, key, given, anchors, start_seq, start_prev, hmac_key)
+            else:
+                report = _verify_v2(handle, layout, key, file_heads + given, anchors, start_seq, start_prev,
+                                    frontier, hmac_key)
+        except ValueError as exc:
+            raise ExportFormatError(str(exc)) from None
+    report, trailer_ok = _check_trailer(report, layout.trailer)
+    return ExportReport(report, fmt, len(file_heads), len(given), unreadable, trailer_ok)
+
+
+def _verify_v1(
+    handle: IO[bytes], layout: _Layout, key: NoteVerifier, heads: list[SignedCheckpoint], anchors: list[Anchor],
+    start_seq: int, start_prev: str, hmac_key: bytes | str | None,
+) -> TrailReport:
+    """A format 1 file: the chain and its checkpoints; heads only when it starts at seq 1 (it has no frontier)."""
+    if heads and start_seq != 1:
+        raise ExportFormatError(
+            f"a format 1 export starting at seq {start_seq} carries no tree frontier: it cannot be held against "
+            "signed tree heads (verify it without them)"
+        )
+    return verify_trail(
+        _rows(handle, layout.events_start, layout.events_end, [0]), log_key=key, checkpoints=heads,
+        anchors=anchors, hmac_key=hmac_key, start_seq=start_seq, start_prev_hash=start_prev,
+        start_frontier=Frontier() if start_seq == 1 else _placeholder(start_seq), encoder=canonical_json,
+    )  # fmt: skip
+
+
+def _placeholder(start_seq: int) -> Frontier:
+    """A frontier of the right size for a chain-only walk (no heads are held against it, so its hashes never count)."""
+    size = start_seq - 1
+    return Frontier(size, [bytes(32)] * size.bit_count())
+
+
+def _check_trailer(report: TrailReport, trailer: dict[str, Any] | None) -> tuple[TrailReport, bool]:
+    if not report.ok:
+        return report, trailer is not None
+    if trailer is None or trailer.get("count") != report.events_checked or trailer.get("last_hash") != report.head_hash:
+        bad = replace(report, ok=False, kind="truncated", first_bad_seq=report.last_seq + 1,
+                      detail="the export's trailer is missing or does not match its events")  # fmt: skip
+        return bad, False
+    return report, True
+
+
+@dataclass
+class _State:
+    """A point of the walk a signature confirmed: what the fast path resumes from or hands over."""
+
+    size: int
+    hashes: list[bytes]
+    chain_hash: bytes
+    offset: int
+    head: int
+    anchor: int
+    matched: int
+    covered: int
+
+
+def _verify_v2(
+    handle: IO[bytes],
+    layout: _Layout,
+    key: NoteVerifier,
+    heads: list[SignedCheckpoint],
+    anchors: list[Anchor],
+    start_seq: int,
+    start_prev: str,
+    frontier: Frontier,
+    hmac_key: bytes | str | None,
+) -> TrailReport:
+    base = start_seq - 1
+    heads = sorted((h for h in heads if h.size >= base), key=lambda h: h.size)
+    marks = sorted((seq, h) for seq, h in anchors if seq >= base)
+    if heads and heads[0].size == base and heads[0].root != frontier.root():
+        return TrailReport(False, 0, base, start_prev, frontier.root().hex(), 0, base, "forged", base,
+                           f"the tree root at the start {base} differs from a signed checkpoint")  # fmt: skip
+    saved = _State(base, list(frontier.hashes), start_prev.encode("ascii"), layout.events_start,
+                   0, 0, 0, base)
+    fast_limit = heads[-1].size if heads else base
+    if fast_limit > base:
+        saved = _fast(handle, layout, heads, marks, saved, fast_limit, hmac_key)
+    # Everything from the last confirmed point on, with every check (the fast path stopped there, or
+    # reached the last head: what follows, if anything, no head covers).
+    counter = [0]
+    rest = verify_trail(
+        _rows(handle, saved.offset, layout.events_end, counter), log_key=key,
+        checkpoints=heads[saved.head:], anchors=marks[saved.anchor:], hmac_key=hmac_key,
+        start_seq=saved.size + 1, start_prev_hash=saved.chain_hash.decode("ascii"),
+        start_frontier=Frontier(saved.size, saved.hashes), encoder=canonical_json,
+    )  # fmt: skip
+    return replace(rest, events_checked=saved.size - base + rest.events_checked,
+                   checkpoints_matched=saved.matched + rest.checkpoints_matched,
+                   covered_size=max(saved.covered, rest.covered_size))  # fmt: skip
+
+
+def _fast(
+    handle: IO[bytes], layout: _Layout, heads: list[SignedCheckpoint], marks: list[Anchor], state: _State,
+    limit: int, hmac_key: bytes | str | None,
+) -> _State:
+    """Walk the events a head covers; return the last point a head or chain checkpoint confirmed."""
+    sha = hashlib.sha256
+    size = state.size
+    hashes = list(state.hashes)
+    prev = state.chain_hash
+    offset = state.offset
+    head_i, anchor_i = state.head, state.anchor
+    matched, covered = state.matched, state.covered
+    saved = state
+
+    def next_mark() -> int:
+        options = [heads[head_i].size] if head_i < len(heads) else []
+        if anchor_i < len(marks):
+            options.append(marks[anchor_i][0])
+        return min(options) if options else -1
+
+    mark = next_mark()
+    link = ChainLink(hmac_key)
+    row_prev = prev
+    for line in _lines(handle, offset, layout.events_end):
+        p = line.rfind(_HASH_KEY)
+        if p < 0 or line[p + 73 : p + 89] != _TYPE_TAIL or line[-1:] != b"}":
+            return saved
+        body = line[:p]
+        if b"\\u" in body and (b"\\u2028" in body or b"\\u2029" in body or b"\\u0085" in body):
+            try:
+                body = canonical_json(_row(line))[:-1]  # the export escaped a line separator: re-encode
+            except (TypeError, ValueError):
+                return saved
+        k = body.rfind(_PREV_KEY)
+        if k < 0 or body[k + 14 : k + 78] != prev:
+            return saved
+        row_prev = prev
+        prev = line[p + 9 : p + 73]
+        leaf = sha(b"\x00" + body + b"}").digest()
+        n = size
+        while n & 1:
+            leaf = sha(b"\x01" + hashes.pop() + leaf).digest()
+            n >>= 1
+        hashes.append(leaf)
+        size += 1
+        offset += len(line) + 1
+        if size == mark:
+            # The leaves commit to every earlier row's hash (as the next row's prev_hash), not to this row's
+            # own: recompute its link before a signature confirms this point.
+            try:
+                if link.digest(bytes.fromhex(row_prev.decode("ascii")) + body + b"}").hex().encode("ascii") != prev:
+                    return saved
+            except ValueError:
+                return saved
+            root = Frontier(size, hashes).root() if head_i < len(heads) and heads[head_i].size == size else b""
+            while head_i < len(heads) and heads[head_i].size == size:
+                if heads[head_i].root != root:
+                    return saved
+                head_i += 1
+                matched += 1
+            while anchor_i < len(marks) and marks[anchor_i][0] == size:
+                if marks[anchor_i][1].encode("ascii") != prev:
+                    return saved
+                anchor_i += 1
+                matched += 1
+            covered = size
+            saved = _State(size, list(hashes), prev, offset, head_i, anchor_i, matched, covered)
+            if size >= limit:
+                return saved
+            mark = next_mark()
+    return saved
