@@ -15,13 +15,16 @@ def create_signing_key(data_dir: str) -> str:
 
 def append_with_own_writer(url: str, count: int, tag: str, key_dir: str) -> int:
     """Run a writer of this process against ``url``; returns how many events it committed."""
-    from genesis.audit.checkpoints import CheckpointSigner
+    from genesis.audit.checkpoints import load_or_create_signing_key
     from genesis.audit.events import new_event
+    from genesis.audit.heads import HeadMaker, log_signer
     from genesis.audit.writer import AuditWriter
     from genesis.storage.audit_sql import open_audit_store
 
     store = open_audit_store(url)
-    writer = AuditWriter(store, batch_max=64, signer=CheckpointSigner.from_data_dir(Path(key_dir)))
+    signer = log_signer(load_or_create_signing_key(Path(key_dir)), "genesis.test/audit")
+    heads = HeadMaker(store, signer, head_log=Path(key_dir) / "audit-heads.log")
+    writer = AuditWriter(store, batch_max=64, heads=heads)
     try:
         tickets = [writer.submit(new_event("test.mp", actor=tag, message=f"{tag}-{i}")) for i in range(count)]
         return len([t.wait(60) for t in tickets])
