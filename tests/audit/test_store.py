@@ -7,12 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from datetime import UTC, datetime
 
 from genesis.audit import headlog
 from genesis.audit.checkpoints import CheckpointSigner

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import threading
 import time
@@ -132,7 +133,7 @@ def test_a_head_is_made_on_schedule_when_events_exist_once_per_interval_for_all_
     made = store.heads()
     periodic = [h for h in made if h.reason == "periodic"]
     assert periodic, made
-    gaps = [b.created_at_us - a.created_at_us for a, b in zip(made, made[1:], strict=False) if b.reason == "periodic"]
+    gaps = [b.created_at_us - a.created_at_us for a, b in itertools.pairwise(made) if b.reason == "periodic"]
     assert all(gap >= interval * 1_000_000 for gap in gaps), gaps  # one cadence for both writers
     assert len({h.size for h in made}) == len(made)  # never two heads for one size
     assert verify_store(store, keys=keys).ok
