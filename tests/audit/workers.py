@@ -47,3 +47,11 @@ def log_many_lines(settings_values: dict[str, Any], count: int, tag: str, start:
             log.warning("line %s-%d %s", tag, i, "x" * 120, extra={"n": i, "tag": tag})
     finally:
         runtime.close()
+
+
+def append_head_notes(path: str, tag: str, count: int) -> None:
+    """Append ``count`` notes of origin genesis.test/<tag> to the head log at ``path`` as fast as possible."""
+    from genesis.audit.headlog import append_note
+
+    for i in range(count):
+        append_note(Path(path), f"genesis.test/{tag}\n{i}\n{'x' * 300}\n\n\u2014 genesis.test/{tag} c2ln\n")

@@ -423,3 +423,32 @@ def _fast(
                 return saved
             mark = next_mark()
     return saved
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m genesis.audit.exportfile --key VKEY [--heads HEAD_LOG] EXPORT``: exit 0 ok, 1 broken, 2 unreadable.
+
+    The same check as ``genesis audit verify --file``, for a machine that has only the standard
+    library and ``cryptography`` (and these modules).
+    """
+    import argparse
+
+    from genesis.audit.headlog import read as read_head_log
+
+    parser = argparse.ArgumentParser(prog="python -m genesis.audit.exportfile", description=main.__doc__)
+    parser.add_argument("export", type=Path)
+    parser.add_argument("--key", required=True, help="the log's vkey, obtained out of band")
+    parser.add_argument("--heads", type=Path, help="a head log: the export must be consistent with every head in it")
+    args = parser.parse_args(argv)
+    try:
+        notes = read_head_log(args.heads).notes if args.heads else []
+        report = verify_export_file(args.export, log_key=args.key, heads=notes)
+    except (ExportFormatError, NoteError, OSError) as exc:
+        print(json.dumps({"ok": False, "error": str(exc)}))
+        return 2
+    print(json.dumps(report.to_dict()))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -131,13 +131,15 @@ def read_tail(path: Path, window: int = TAIL_WINDOW) -> HeadLog:
     try:
         with open(path, "rb") as handle:
             size = handle.seek(0, os.SEEK_END)
-            start = max(0, size - window)
+            start = max(0, size - window - 2)  # two more bytes: the empty line before a record starting there
             handle.seek(start)
             raw = handle.read()
     except FileNotFoundError:
         return HeadLog()
-    if start > 0:  # the window may start inside a record: skip to the end of the first empty line
+    if start > 0:  # the window may start inside a record: skip to the first record boundary
         cut = raw.find(b"\n\n")
+        while cut >= 0 and raw.startswith(SIGNATURE_PREFIX.encode(), cut + 2):
+            cut = raw.find(b"\n\n", cut + 2)  # that empty line ends a note's text, not a record
         raw = raw[cut + 2 :] if cut >= 0 else b""
     log = parse(raw.decode("utf-8", "replace"))
     log.damaged = 0  # a record cut by the window is not damage
