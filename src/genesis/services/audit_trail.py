@@ -172,6 +172,7 @@ def inclusion(
         raise InvalidInput(str(exc)) from None
     return {
         "leaf_index": seq - 1, "tree_size": tree_size, "seq": seq,
+        "leaf_input": _b64(canonical_bytes(row)) if row is not None else None,
         "leaf_hash": _b64(leaf_hash(canonical_bytes(row))) if row is not None else None,
         "audit_path": [_b64(h) for h in proof],
         "event": event_view(AuditEvent.from_row(row)) if row is not None else None,

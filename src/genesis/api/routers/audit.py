@@ -85,7 +85,9 @@ class InclusionRead(BaseModel):
     leaf_index: int = Field(description="seq - 1.")
     tree_size: int
     seq: int
-    leaf_hash: str | None = Field(description="SHA-256(0x00 || canonical bytes), base64; null once archived.")
+    leaf_input: str | None = Field(description="The event's canonical bytes (docs/audit-format.md section 2), "
+                                               "base64: the leaf data; null once archived.")
+    leaf_hash: str | None = Field(description="SHA-256(0x00 || leaf_input), base64; null once archived.")
     audit_path: list[str] = Field(description="RFC 9162 inclusion proof, base64 hashes from the leaf up.")
     event: AuditEventRead | None = Field(description="The event (null once archived: the proof still holds).")
     hash: str | None = Field(description="The event's chain hash.")
