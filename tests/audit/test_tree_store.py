@@ -55,12 +55,14 @@ def test_every_past_root_and_proof_matches_the_reference_tree(store: AuditStore)
             verify_consistency(old, size, tree.root(old), root, proof)
 
 
-def test_a_batch_is_one_tree_row(store: AuditStore, store_url: str) -> None:
+def test_a_batch_is_one_tree_row_per_run_of_256_leaves(store: AuditStore, store_url: str) -> None:
     store.append([make_event(i) for i in range(100)])
     store.append([make_event(100)])
+    store.append([make_event(i) for i in range(101, 700)])
     rows = raw_sql(store_url, "SELECT first_leaf, tree_size, length(nodes) FROM audit_tree ORDER BY first_leaf")
-    assert [(r[0], r[1]) for r in rows] == [(0, 100), (100, 101)]
+    assert [(r[0], r[1]) for r in rows] == [(0, 100), (100, 101), (101, 256), (256, 512), (512, 700)]
     assert rows[0][2] == 32 * (2 * 100 - bin(100).count("1"))  # every perfect node of 100 leaves, once
+    assert sum(int(r[2]) for r in rows) == 32 * (2 * 700 - bin(700).count("1"))
 
 
 def test_writers_of_several_processes_extend_one_tree(store_url: str) -> None:

@@ -148,7 +148,8 @@ def _lines(handle: IO[bytes], start: int, end: int) -> Iterator[bytes]:
         if not block:
             break
         left -= len(block)
-        parts = (rest + block).split(b"\n")
+        parts = block.split(b"\n")
+        parts[0] = rest + parts[0]
         rest = parts.pop()
         yield from parts
     if rest:
@@ -341,8 +342,13 @@ def _verify_v2(
     saved = _State(base, list(frontier.hashes), start_prev.encode("ascii"), layout.events_start,
                    len(at_start), len(anchored), len(at_start) + len(anchored), base)
     fast_limit = heads[-1].size if heads else base
-    if fast_limit > base:
-        saved = _fast(handle, layout, heads, marks, saved, fast_limit, hmac_key)
+    while saved.size < fast_limit:
+        ahead = _fast(handle, layout, heads, marks, saved, fast_limit, hmac_key)
+        if ahead.size == saved.size:  # the first look could not confirm the next head: look carefully
+            ahead = _fast(handle, layout, heads, marks, saved, fast_limit, hmac_key, careful=True)
+            if ahead.size == saved.size:
+                break  # neither could: the precise walk from here names what is wrong
+        saved = ahead
     # Everything from the last confirmed point on, with every check (the fast path stopped there, or
     # reached the last head: what follows, if anything, no head covers).
     counter = [0]
@@ -367,7 +373,8 @@ def _blocks(handle: IO[bytes], start: int, end: int) -> Iterator[list[bytes]]:
         if not block:
             break
         left -= len(block)
-        parts = (rest + block).split(b"\n")
+        parts = block.split(b"\n")
+        parts[0] = rest + parts[0]  # (not rest + block: that would copy the whole block once more)
         rest = parts.pop()
         if parts:
             yield parts
@@ -398,15 +405,20 @@ def _canonical_part(line: bytes) -> tuple[bytes, bytes] | None:
 _ZERO: Final = hashlib.sha256(b"\x00")
 
 
-def _parse(part: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes], bytes] | None:
+def _parse(part: list[bytes], careful: bool) -> tuple[list[bytes], list[bytes], list[bytes], bytes] | None:
     """Leaf hashes, chain hashes and prev_hashes of event lines, and the last one's canonical part (None: one is not).
 
-    The usual shape (no proof, no escaped separator) is handled with list operations on the lines
-    themselves, without copying their canonical part: an unexpected ``prev_hash`` shows up as a link
-    that does not match, and anything else as a root that differs from the signed one.
+    Lines of the usual shape (no proof) are handled with list operations on the lines themselves,
+    without copying their canonical part; anything off shows up as a link that does not match or a
+    root that differs from the signed one, and the caller looks again ``careful``ly: then escaped
+    line separators are re-encoded (a search that costs as much as hashing the line, hence not
+    done on the first look) and lines of other shapes are parsed one by one.
     """
-    if all([line.endswith(_PLAIN_TAIL) and line[-_PLAIN : -_PLAIN + len(_HASH_KEY)] == _HASH_KEY
-            for line in part]) and not any([b"\\u" in line for line in part]):  # fmt: skip
+    plain = all([line.endswith(_PLAIN_TAIL) for line in part])
+    if careful and plain:
+        plain = all([line.startswith(_HASH_KEY, -_PLAIN) and not (b"\\u" in line and any(
+            sep in line for sep in _SEPARATORS)) for line in part])  # fmt: skip
+    if plain:
         prevs = [line[k + 14 : k + 78] for line in part for k in (line.rfind(_PREV_KEY, 0, -_PLAIN),)]
         hashes = [line[-81:-17] for line in part]
         leaves = []
@@ -417,6 +429,8 @@ def _parse(part: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes], by
             h.update(b"}")
             leaves.append(h.digest())
         return leaves, hashes, prevs, part[-1][:-_PLAIN]
+    if not careful:
+        return None
     pairs = [_canonical_part(line) for line in part]
     if any(pair is None for pair in pairs):
         return None
@@ -431,9 +445,12 @@ def _parse(part: list[bytes]) -> tuple[list[bytes], list[bytes], list[bytes], by
 
 def _fast(
     handle: IO[bytes], layout: _Layout, heads: list[SignedCheckpoint], marks: list[Anchor], state: _State,
-    limit: int, hmac_key: bytes | str | None,
+    limit: int, hmac_key: bytes | str | None, careful: bool = False,
 ) -> _State:
     """Walk the events a head covers; return the last point a head or chain checkpoint confirmed.
+
+    ``careful`` stops at the first point it confirms (it is the second look at a range the first
+    look could not confirm).
 
     Lines are taken in runs that end at the next head or checkpoint, and each run is checked with
     list operations (the slicing, the ``prev_hash`` links, the leaf hashes) before the frontier is
@@ -456,7 +473,7 @@ def _fast(
         i = 0
         while i < len(block):
             part = block[i : i + min(len(block) - i, mark - size)]
-            parsed = _parse(part)
+            parsed = _parse(part, careful)
             if parsed is None:
                 return saved
             leaves, chain, prevs, last_body = parsed
@@ -493,7 +510,7 @@ def _fast(
                 anchor_i += 1
                 matched += 1
             saved = _State(size, list(hashes), prev, offset, head_i, anchor_i, matched, size)
-            if size >= limit:
+            if size >= limit or careful:
                 return saved
             mark = next_mark()
     return saved

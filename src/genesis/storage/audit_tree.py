@@ -1,16 +1,16 @@
 """The Merkle tree's tables in SQL: one ``audit_tree`` row per batch, node reads, and building it from events.
 
-Layout (``genesis.storage.models.audit_tree``): a row holds the batch's first leaf index, the tree
-size after it, ``first_node`` (how many perfect nodes all earlier appends reported, see
+Layout (``genesis.storage.models.audit_tree``): a row holds a run of at most 256 leaves of one batch
+(runs end at multiples of 256): its first leaf index, the tree size after it, ``first_node`` (how many perfect nodes all earlier appends reported, see
 ``merkle.emitted_before``), the perfect nodes its appends reported (32 bytes each, in order) and
 the frontier after it. Perfect node ``(level, index)`` is completed by the append of leaf
 ``L = (index + 1) * 2**level - 1``, so it lives in the row whose leaves include ``L``, at byte
 ``32 * (emission_index - first_node)``. A proof's O(log n) nodes come from one indexed query.
 
-Why rows per batch rather than per node: a node row costs ~1.2 us to insert in SQLite, and an
+Why rows of runs rather than one per node: a node row costs ~1.2 us to insert in SQLite, and an
 append reports two nodes per event on average, which alone would spend the 2 us per event the
-tree may add to ingestion; a batch row costs one insert per commit and ~64 bytes per event
-(``bench/tree.py`` measures it).
+tree may add to ingestion; a run's row costs one insert per 256 events at most and ~64 bytes per
+event (``bench/tree.py`` measures it).
 
 The SQL is written once for both dialects (``?`` placeholders; the caller's ``execute`` adapts
 them). Every value travels as a bound parameter (hence the ``noqa: S608`` marks).
@@ -32,6 +32,7 @@ Execute = Callable[[str, Sequence[Any]], list[Any]]
 INSERT: Final = "INSERT INTO audit_tree (first_leaf, tree_size, first_node, nodes, frontier) VALUES (?, ?, ?, ?, ?)"
 LATEST: Final = "SELECT tree_size, frontier FROM audit_tree ORDER BY first_leaf DESC LIMIT 1"
 BUILD_CHUNK: Final = 4096
+ROW_LEAVES: Final = 256
 _QUERY_CHUNK: Final = 200  # 400 bound values per statement, far below either database's limit
 
 
@@ -52,12 +53,19 @@ def latest_frontier(execute: Execute) -> Frontier:
 
 
 def append_leaves(execute: Execute, frontier: Frontier, leaves: Sequence[bytes]) -> None:
-    """Append ``leaves`` to ``frontier`` (in place) and store them as one batch row."""
-    if not leaves:
-        return
-    first = frontier.size
-    nodes = frontier.extend_packed(leaves)
-    execute(INSERT, (first, frontier.size, emitted_before(first), nodes, b"".join(frontier.hashes)))
+    """Append ``leaves`` to ``frontier`` (in place) and store them: one row per run of at most 256 leaves.
+
+    Runs end at multiples of 256 leaves, so a row's nodes take at most ~16 KiB: reading one node
+    out of a blob walks its overflow pages in SQLite, which made proofs from 2,000-event rows cost
+    milliseconds (bench/audit_reads.py); a batch of 1,000 events is still only 4 or 5 rows.
+    """
+    start = 0
+    while start < len(leaves):
+        first = frontier.size
+        run = leaves[start : start + ROW_LEAVES - first % ROW_LEAVES]
+        nodes = frontier.extend_packed(run)
+        execute(INSERT, (first, frontier.size, emitted_before(first), nodes, b"".join(frontier.hashes)))
+        start += len(run)
 
 
 def leaf_of(row: EventRow) -> bytes:
