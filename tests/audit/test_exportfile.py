@@ -268,3 +268,51 @@ def test_an_export_verifies_in_a_process_that_cannot_import_anything_but_the_std
     assert done.returncode == 1, done.stderr + done.stdout
     out = json.loads(done.stdout)
     assert (out["ok"], out["kind"], out["first_bad_seq"]) == (False, "truncated", 41)
+
+
+@pytest.fixture
+def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 8 events checked by worker processes, so that a 60-event file takes the parallel path."""
+    from genesis.audit import exportfile
+
+    monkeypatch.setattr(exportfile, "PARALLEL_MIN", 1)
+    monkeypatch.setattr(exportfile, "_MIN_CHUNK_BITS", 3)
+
+
+@pytest.mark.slow
+def test_chunks_checked_in_worker_processes_report_exactly_what_the_walk_in_order_does(
+    tmp_path: Path, small_chunks: None
+) -> None:
+    path = write(tmp_path / "e.ndjson", sizes=(7, 25, 40, N), checkpoints=[CheckpointSigner(KEY).sign(
+        33, ROWS[32][17], reason="periodic")])
+    from genesis.audit import exportfile
+
+    confirmed: list[Any] = []
+    original = exportfile._parallel
+
+    def spy(*args: Any) -> Any:
+        confirmed.append(original(*args))
+        return confirmed[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(exportfile, "_parallel", spy)
+        parallel = verify(path, workers=2)
+    in_order = verify(path)
+    assert parallel.ok and parallel == in_order and parallel.trail.checkpoints_matched == 5
+    assert confirmed[0] is not None and confirmed[0].size == N  # the workers' chunks confirmed every head
+    lines = lines_of(path)
+    for edit in ("modify", "cut", "forge"):
+        edited = list(lines)
+        if edit == "modify":
+            i = event_index(edited, 45)
+            edited[i] = edited[i].replace(b'"message":"event', b'"message":"Event', 1)
+        elif edit == "cut":
+            edited = [*edited[: event_index(edited, 51)], *edited[-5:]]
+        else:
+            forged = rechain([*ROWS[:29], with_field(ROWS[29], 6, "mallory"), *ROWS[30:]], 29)
+            write(path, forged, sizes=(7, 25, 40, N), tree=tree_of(forged))
+            edited = lines_of(path)
+            edited[-6:-2] = lines[-6:-2]  # the genuine heads back over the forged rows
+        path.write_bytes(b"".join(edited))
+        assert verify(path, workers=2) == verify(path), edit
+        assert not verify(path, workers=2).ok, edit

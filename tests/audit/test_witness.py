@@ -51,6 +51,7 @@ class FakeLog:
         self.consistency: Callable[[int, int], list[str]] = lambda m, n: [b64(h) for h in TREE.consistency_proof(
             m, n)]
         self.status = 200
+        self.export = b""
         self.requests: list[tuple[str, dict[str, list[str]], str | None]] = []
 
 
@@ -67,6 +68,9 @@ def serving(fake: FakeLog) -> Iterator[str]:
             elif url.path == "/audit/checkpoint":
                 note = fake.checkpoint() if callable(fake.checkpoint) else fake.checkpoint
                 body, kind = note.encode(), "text/plain; charset=utf-8"
+                self.send_response(200)
+            elif url.path == "/audit/export":
+                body, kind = fake.export, "application/x-ndjson"
                 self.send_response(200)
             elif url.path == "/audit/proofs/consistency":
                 proof = fake.consistency(int(query["first"][0]), int(query["second"][0]))
@@ -226,3 +230,44 @@ def test_the_monitor_loop_stops_at_the_first_lie(fake: FakeLog, tmp_path: Path) 
                                      LOG.verifier.vkey, "--interval", "1"], env={"GENESIS_MONITOR_TOKEN": "t"})
     assert result.exit_code == 1  # the fourth round saw a rollback from 20 to 5
     assert load_state(state).checkpoint == head(20)  # type: ignore[union-attr]
+
+
+def _export(rows: Any, tree: MemoryTree, signer: NoteSigner = LOG) -> bytes:
+    from genesis.audit.events import GENESIS_HASH
+    from genesis.audit.export import ExportStart, export_lines
+    from genesis.audit.merkle import Frontier
+
+    note = sign_checkpoint(signer, len(rows), tree.root(len(rows)))
+    return b"".join(export_lines(rows, start=ExportStart(1, GENESIS_HASH, Frontier()), hash_algorithm="sha256",
+                                 heads=[note]))
+
+
+@pytest.mark.parametrize(("served", "kind"), [
+    ("honest", None),
+    ("a forked history signed by the log", "forged"),  # (a key holder re-signed it; the head log still has 40)
+    ("re-signed with a fresh key", "bad_checkpoint"),
+    ("cut, its head and trailer kept", "truncated"),
+])  # fmt: skip
+def test_verify_url_downloads_the_export_and_refuses_what_a_malicious_server_serves(
+    fake: FakeLog, tmp_path: Path, served: str, kind: str | None
+) -> None:
+    from genesis.audit.headlog import append_note
+
+    log = tmp_path / "heads.log"
+    append_note(log, head(40))  # a head published earlier, kept outside the server
+    exports = {
+        "honest": _export(ROWS, TREE),
+        "a forked history signed by the log": _export(FORKED, FORK),
+        "re-signed with a fresh key": _export(ROWS, TREE, NoteSigner(LOG.name, Ed25519PrivateKey.generate())),
+        "cut, its head and trailer kept": b"".join(
+            [*(lines := _export(ROWS, TREE).splitlines(keepends=True))[:31], *lines[-2:]]),
+    }
+    fake.export = exports[served]
+    with serving(fake) as url:
+        result = runner.invoke(app, ["audit", "verify", "--url", url, "--key", LOG.verifier.vkey, "--against",
+                                     str(log), "--json"], env={"GENESIS_MONITOR_TOKEN": "t",
+                                                               "GENESIS_DATA_DIR": str(tmp_path / "data")})
+    report = json.loads(result.output.strip().splitlines()[-1])
+    assert (result.exit_code, report["kind"]) == ((0, None) if kind is None else (1, kind)), result.output
+    if kind == "forged":  # no head before 40 matched: the rewrite is somewhere in 1..40
+        assert (report["first_bad_seq"], report["covered_size"]) == (1, 0)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -204,6 +205,7 @@ def verify_export_file(
     origin: str | None = None,
     hmac_key: bytes | str | None = None,
     expected_digest: str | None = None,
+    workers: int = 1,
 ) -> ExportReport:
     """Verify an export file offline against the trusted log key.
 
@@ -218,6 +220,8 @@ def verify_export_file(
         origin: the log's origin (default: the key's name).
         hmac_key: the chain's key when it is keyed (HMAC-SHA256).
         expected_digest: the file's SHA-256 as recorded (an archive's digest).
+        workers: processes that check the events a head covers, in chunks, when there are enough of
+            them (``os.cpu_count()`` for a command line; 1, the default, never starts a process).
 
     Raises:
         ExportFormatError: the file is not an export (no header, unknown format, impossible start).
@@ -263,7 +267,7 @@ def verify_export_file(
                 report = _verify_v1(handle, layout, key, given, anchors, start_seq, start_prev, hmac_key)
             else:
                 report = _verify_v2(handle, layout, key, file_heads + given, anchors, start_seq, start_prev,
-                                    frontier, hmac_key)
+                                    frontier, hmac_key, path=path, workers=workers)
         except ValueError as exc:
             raise ExportFormatError(str(exc)) from None
     report, trailer_ok = _check_trailer(report, layout.trailer)
@@ -327,6 +331,9 @@ def _verify_v2(
     start_prev: str,
     frontier: Frontier,
     hmac_key: bytes | str | None,
+    *,
+    path: Path,
+    workers: int = 1,
 ) -> TrailReport:
     base = start_seq - 1
     heads = sorted((h for h in heads if h.size >= base), key=lambda h: h.size)
@@ -342,6 +349,8 @@ def _verify_v2(
     saved = _State(base, list(frontier.hashes), start_prev.encode("ascii"), layout.events_start,
                    len(at_start), len(anchored), len(at_start) + len(anchored), base)
     fast_limit = heads[-1].size if heads else base
+    if workers > 1 and fast_limit - saved.size >= PARALLEL_MIN:
+        saved = _parallel(path, handle, layout, heads, marks, saved, fast_limit, hmac_key, workers) or saved
     while saved.size < fast_limit:
         ahead = _fast(handle, layout, heads, marks, saved, fast_limit, hmac_key)
         if ahead.size == saved.size:  # the first look could not confirm the next head: look carefully
@@ -516,6 +525,214 @@ def _fast(
     return saved
 
 
+# --- chunks checked in parallel ---------------------------------------------------------------------
+
+PARALLEL_MIN = 1 << 17
+"""Events a head must cover before checking them in worker processes pays for starting those."""
+_MIN_CHUNK_BITS = 16
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    """Leaves ``[first, last)`` of the export, lines ``[start, end)`` of the file, and the sizes to report at."""
+
+    first: int
+    last: int
+    start: int
+    end: int
+    marks: tuple[int, ...]
+    anchors: tuple[Anchor, ...]
+    frontier: tuple[bytes, ...] | None
+    """The tree's frontier at ``first`` (the first chunk); None: a chunk aligned to its size, checked alone."""
+
+
+@dataclass(frozen=True)
+class _ChunkResult:
+    ok: bool
+    first_prev: bytes = b""
+    last_hash: bytes = b""
+    frontiers: tuple[tuple[int, tuple[bytes, ...], int], ...] = ()
+    """``(size, frontier hashes, file offset after that line)`` at each mark and at the chunk's end."""
+
+
+def _check_chunk(path: str, chunk: _Chunk, hmac_key: bytes | str | None) -> _ChunkResult:
+    """A worker's part of the fast path: leaves, links and chain checkpoints of one chunk; frontiers at its marks.
+
+    An aligned chunk builds its own tree from empty: its frontier hashes are the perfect nodes of the
+    whole tree over its range (they never straddle its start), which the parent joins to the tree
+    before it. It confirms nothing itself: the parent compares the roots.
+    """
+    sha = hashlib.sha256
+    local = chunk.frontier is None
+    size = 0 if local else chunk.first
+    hashes = [] if local else list(chunk.frontier or ())
+    base = chunk.first if local else 0
+    prev = b""
+    offset = chunk.start
+    link = ChainLink(hmac_key)
+    marks = [*chunk.marks, chunk.last]
+    anchors = dict(chunk.anchors)
+    out: list[tuple[int, tuple[bytes, ...], int]] = []
+    first_prev = b""
+    with open(path, "rb") as handle:
+        for block in _blocks(handle, chunk.start, chunk.end):
+            i = 0
+            while i < len(block):
+                mark = marks[len(out)] - base
+                part = block[i : i + min(len(block) - i, mark - size)]
+                parsed = _parse(part, False) or _parse(part, True)
+                if not part or parsed is None:
+                    return _ChunkResult(False)
+                leaves, chain, prevs, last_body = parsed
+                if size == (0 if local else chunk.first):
+                    first_prev = prevs[0]
+                elif prevs[0] != prev:
+                    return _ChunkResult(False)
+                if prevs[1:] != chain[:-1]:
+                    return _ChunkResult(False)
+                for leaf in leaves:
+                    n = size
+                    while n & 1:
+                        leaf = sha(b"\x01" + hashes.pop() + leaf).digest()
+                        n >>= 1
+                    hashes.append(leaf)
+                    size += 1
+                prev = chain[-1]
+                offset += sum(map(len, part)) + len(part)
+                i += len(part)
+                if size < mark:
+                    continue
+                try:
+                    if link.digest(bytes.fromhex(prevs[-1].decode("ascii")) + last_body + b"}").hex().encode() != prev:
+                        return _ChunkResult(False)
+                except ValueError:
+                    return _ChunkResult(False)
+                expected = anchors.get(size + base)
+                if expected is not None and expected.encode("ascii") != prev:
+                    return _ChunkResult(False)
+                out.append((size + base, tuple(hashes), offset))
+                if len(out) == len(marks):
+                    return _ChunkResult(True, first_prev, prev, tuple(out))
+    return _ChunkResult(False)  # the file ended before the chunk did
+
+
+def _seq_at(handle: IO[bytes], offset: int) -> tuple[int, int] | None:
+    """``(seq, length)`` of the event line starting at ``offset`` (None: not one)."""
+    handle.seek(offset)
+    line = handle.readline(1 << 20)
+    k = line.rfind(b',"seq":', 0, max(0, len(line) - _PLAIN))
+    end = line.find(b",", k + 7)
+    try:
+        return (int(line[k + 7 : end]), len(line)) if k >= 0 and end > 0 else None
+    except ValueError:
+        return None
+
+
+def _line_start_after(handle: IO[bytes], offset: int) -> int:
+    """The first line start at or after ``offset``."""
+    if offset == 0:
+        return 0
+    handle.seek(offset - 1)
+    return offset - 1 + len(handle.readline(1 << 20))
+
+
+def _locate(handle: IO[bytes], lo: int, hi: int, seq: int) -> int | None:
+    """The offset of the line of ``seq`` in ``[lo, hi)`` (line starts), by its ``seq`` field (None: not found).
+
+    The file is not trusted here: a line that is not where its seq says only makes the chunks wrong,
+    which their check then reports, and the whole range is walked in order instead.
+    """
+    for _ in range(64):
+        if hi - lo < 1 << 16:
+            at = lo
+            while at < hi:
+                found = _seq_at(handle, at)
+                if found is None:
+                    return None
+                if found[0] == seq:
+                    return at
+                at += found[1]
+            return None
+        at = _line_start_after(handle, (lo + hi) // 2)
+        found = _seq_at(handle, at) if at < hi else None
+        if found is None:
+            return None
+        if found[0] == seq:
+            return at
+        if found[0] < seq:
+            lo = at + found[1]
+        else:
+            hi = at
+    return None
+
+
+def _parallel(
+    path: Path, handle: IO[bytes], layout: _Layout, heads: list[SignedCheckpoint], marks: list[Anchor],
+    state: _State, limit: int, hmac_key: bytes | str | None, workers: int,
+) -> _State | None:
+    """Confirm ``[state.size, limit)`` with chunks checked in worker processes; None: do it in order instead.
+
+    Chunks end at multiples of a power of two, so each after the first is a run of whole perfect
+    subtrees of the tree; the parent joins their frontiers (``Frontier.push_subtree``), compares
+    the roots at every head, and checks that each chunk's first ``prev_hash`` is the hash its
+    predecessor ended with. Any disagreement, and the range is walked in order (which then names it).
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    total = limit - state.size
+    step = 1 << max(_MIN_CHUNK_BITS, (total // (4 * workers)).bit_length() - 1)
+    bounds = [state.size, *range((state.size // step + 1) * step, limit, step), limit]
+    offsets = [state.offset]
+    for first in bounds[1:-1]:
+        found = _locate(handle, offsets[-1], layout.events_end, first + 1)
+        if found is None:
+            return None
+        offsets.append(found)
+    end = _locate(handle, offsets[-1], layout.events_end, limit + 1)
+    offsets.append(layout.events_end if end is None else end)
+    sizes = sorted({h.size for h in heads} | {seq for seq, _ in marks})
+    chunks = [
+        _Chunk(a, b, offsets[j], offsets[j + 1], tuple(s for s in sizes if a < s < b),
+               tuple((seq, h) for seq, h in marks if a < seq <= b), tuple(state.hashes) if j == 0 else None)
+        for j, (a, b) in enumerate(itertools.pairwise(bounds))
+    ]  # fmt: skip
+    context = multiprocessing.get_context("spawn")  # no fork: the caller may have threads
+    try:
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            results = list(pool.map(_check_chunk, [str(path)] * len(chunks), chunks, [hmac_key] * len(chunks)))
+    except Exception:  # no worker could start (e.g. a main module spawn cannot re-import): walk in order
+        return None
+    frontier = Frontier(state.size, state.hashes)
+    prev = state.chain_hash
+    by_size: dict[int, list[SignedCheckpoint]] = {}
+    for h in heads:
+        by_size.setdefault(h.size, []).append(h)
+    matched = state.matched
+    for chunk, result in zip(chunks, results, strict=True):
+        if not result.ok or result.first_prev != prev:
+            return None
+        for size, hashes, _ in result.frontiers:
+            if chunk.frontier is not None:
+                joined = Frontier(size, hashes)
+            else:
+                joined = frontier.copy()
+                local = size - chunk.first
+                levels = [b for b in range(local.bit_length() - 1, -1, -1) if local >> b & 1]
+                for level, node in zip(levels, hashes, strict=True):
+                    joined.push_subtree(level, node)
+            if any(h.root != joined.root() for h in by_size.get(size, ())):
+                return None
+            matched += len(by_size.get(size, ())) + sum(1 for seq, _ in marks if seq == size)
+            if size == chunk.last:
+                frontier = joined
+        prev = result.last_hash
+    offset = results[-1].frontiers[-1][2]
+    head_i = sum(1 for h in heads if h.size <= limit)
+    anchor_i = sum(1 for seq, _ in marks if seq <= limit)
+    return _State(limit, list(frontier.hashes), prev, offset, head_i, anchor_i, matched, limit)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m genesis.audit.exportfile --key VKEY [--heads HEAD_LOG] EXPORT``: exit 0 ok, 1 broken, 2 unreadable.
 
@@ -533,7 +750,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         notes = read_head_log(args.heads).notes if args.heads else []
-        report = verify_export_file(args.export, log_key=args.key, heads=notes)
+        report = verify_export_file(args.export, log_key=args.key, heads=notes, workers=os.cpu_count() or 1)
     except (ExportFormatError, NoteError, OSError) as exc:
         print(json.dumps({"ok": False, "error": str(exc)}))
         return 2

@@ -169,6 +169,25 @@ class Frontier:
         self._size = n
         return bytes(out)
 
+    def push_subtree(self, level: int, node: bytes) -> None:
+        """Append the perfect subtree of ``2**level`` leaves whose hash is ``node`` (the size must be a multiple).
+
+        What joins the frontiers of aligned ranges computed apart (a parallel verifier's chunks).
+
+        Raises:
+            ValueError: the size is not a multiple of ``2**level``, or ``node`` is not 32 bytes.
+        """
+        if level < 0 or self._size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of 2**{level} leaves cannot follow {self._size} leaves")
+        _check_hash("a subtree hash", node)
+        n = self._size >> level
+        hashes = self._hashes
+        while n & 1:
+            node = _sha256(b"\x01" + hashes.pop() + node).digest()
+            n >>= 1
+        hashes.append(node)
+        self._size += 1 << level
+
     def push(self, leaf: bytes) -> None:
         """Append one leaf hash without reporting nodes (what a verifier needs; the caller checks its length)."""
         n = self._size

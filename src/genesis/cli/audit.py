@@ -195,6 +195,7 @@ def _verify_file(cfg: Settings, path: Path, key: str | None, against: Path | Non
             chain_keys=audit_trail.trusted_public_keys(cfg.data_dir, cfg.audit_public_keys)
             if (cfg.data_dir / SIGNING_KEY_FILE).exists() else [],
             hmac_key=cfg.audit_hmac_key.get_secret_value() if cfg.audit_hmac_key else None,
+            workers=os.cpu_count() or 1,
         )  # fmt: skip
     except (ExportFormatError, NoteError, OSError) as exc:
         fail(InvalidInput(f"{path}: {exc}"))
