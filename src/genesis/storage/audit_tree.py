@@ -1,11 +1,12 @@
-"""The Merkle tree's tables in SQL: one ``audit_tree`` row per batch, node reads, and building it from events.
+"""The Merkle tree's tables in SQL: rows of runs of leaves, node reads, and building the tree from events.
 
-Layout (``genesis.storage.models.audit_tree``): a row holds a run of at most 256 leaves of one batch
-(runs end at multiples of 256): its first leaf index, the tree size after it, ``first_node`` (how many perfect nodes all earlier appends reported, see
-``merkle.emitted_before``), the perfect nodes its appends reported (32 bytes each, in order) and
-the frontier after it. Perfect node ``(level, index)`` is completed by the append of leaf
-``L = (index + 1) * 2**level - 1``, so it lives in the row whose leaves include ``L``, at byte
-``32 * (emission_index - first_node)``. A proof's O(log n) nodes come from one indexed query.
+Layout (``genesis.storage.models.audit_tree``): a row holds a run of at most 256 leaves of one
+batch (runs end at multiples of 256): its first leaf index, the tree size after it, ``first_node``
+(how many perfect nodes all earlier appends reported, see ``merkle.emitted_before``), the perfect
+nodes its appends reported (32 bytes each, in order) and the frontier after it. Perfect node
+``(level, index)`` is completed by the append of leaf ``L = (index + 1) * 2**level - 1``, so it
+lives in the row whose leaves include ``L``, at byte ``32 * (emission_index - first_node)``. A
+proof's O(log n) nodes come from one indexed query.
 
 Why rows of runs rather than one per node: a node row costs ~1.2 us to insert in SQLite, and an
 append reports two nodes per event on average, which alone would spend the 2 us per event the

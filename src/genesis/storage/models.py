@@ -170,12 +170,12 @@ audit_archives = Table(
     Column("created_at_us", BigInteger, nullable=False),
 )
 
-# The Merkle tree over the audit events (docs/audit-format.md section 8), append-only like them:
-# one row per committed batch, holding the perfect subtree hashes the batch completed (32 bytes each,
-# in the order the appends reported them) and the frontier after it. Node (level, index) is in the
-# row whose leaves include its completing leaf, at position emission_index - first_node. One row
-# per batch instead of one per node: an append writes ~64 bytes per event and one row per commit.
-# Archiving deletes events, never tree rows: proofs for archived events keep working.
+# The Merkle tree over the audit events (docs/audit-format.md section 8.6), append-only like them:
+# one row per run of at most 256 leaves of a committed batch, holding the perfect subtree hashes the
+# run completed (32 bytes each, in the order the appends reported them) and the frontier after it.
+# Node (level, index) is in the row whose leaves include its completing leaf, at position
+# emission_index - first_node. Rows of runs instead of one per node: an append writes ~64 bytes per
+# event and a few rows per commit. Archiving deletes events, never tree rows: proofs keep working.
 audit_tree = Table(
     "audit_tree",
     metadata,
