@@ -99,26 +99,35 @@ def ingest_figures(batches: int, batch: int) -> list[Figure]:
             upgrade_database(f"sqlite:///{path}")
             stores[kind] = cls(path)
         best = {"tree": float("inf"), "bare": float("inf")}
+        added: list[float] = []
         try:
-            for _ in range(batches):
-                for kind, store in stores.items():
+            for round_ in range(batches):
+                took = {}
+                for kind in ("tree", "bare") if round_ % 2 else ("bare", "tree"):  # each goes first half the time
                     events = prepared()
                     began = time.perf_counter()
-                    store.append(events)
-                    best[kind] = min(best[kind], time.perf_counter() - began)
+                    stores[kind].append(events)
+                    took[kind] = time.perf_counter() - began
+                    best[kind] = min(best[kind], took[kind])
+                added.append(took["tree"] - took["bare"])
             tree_size = stores["tree"].tree_root()[0]
         finally:
             for store in stores.values():
                 store.close()
     assert tree_size == batches * batch
     per = 1e6 / batch
-    note = f"SQLite (WAL, synchronous=FULL), {batch:,}-event batches, best of {batches} each, interleaved"
+    # The median of the differences of neighbouring batches: the fsync of each commit varies by more than the
+    # tree costs, and a shared machine's drift hits both of a pair alike.
+    median_added = sorted(added)[len(added) // 2] * per
+    note = (f"SQLite (WAL, synchronous=FULL), {batch:,}-event batches, {batches} pairs interleaved; the median "
+            f"difference of neighbouring batches (best batches: {best['tree'] * per:.2f} vs {best['bare'] * per:.2f} us)")
     return [
-        # A difference below the noise can come out negative: it is reported as 0 (both times are in extra).
-        Figure("tree maintenance added to durable ingestion", max(0.0, best["tree"] - best["bare"]) * per,
-               "us/event", "durable ingestion without the tree", best["bare"] * per, "us/event",
+        # A difference below the noise can come out negative: it is reported as 0 (the raw median is in extra).
+        Figure("tree maintenance added to durable ingestion", max(0.0, median_added), "us/event",
+               "durable ingestion without the tree", best["bare"] * per, "us/event",
                Target("value", "<=", 2.0, "us"), note=note,
-               extra={"with_tree_us": best["tree"] * per, "without_tree_us": best["bare"] * per}),
+               extra={"median_added_us": median_added, "with_tree_us": best["tree"] * per,
+                      "without_tree_us": best["bare"] * per}),
         Figure("durable ingestion with the tree (store.append)", batch / best["tree"], "events/s",
                "the same without the tree", batch / best["bare"], "events/s", note=note),
     ]  # fmt: skip
@@ -332,7 +341,7 @@ def _seeded_key() -> Ed25519PrivateKey:
 def run(scale: Scale) -> list[Figure]:
     n = scale.pick(1_000_000, 2_000)
     repeat = scale.pick(3, 1)
-    figures = ingest_figures(scale.pick(40, 3), scale.pick(1_000, 50))
+    figures = ingest_figures(scale.pick(60, 3), scale.pick(1_000, 50))
     rows = sealed_rows(n)
     figures.append(append_figure(rows[: scale.pick(200_000, 2_000)], repeat))
     figures.append(file_figure(rows, scale.pick(5, 1)))
