@@ -120,7 +120,7 @@ def ingest_figures(batches: int, batch: int) -> list[Figure]:
     # tree costs, and a shared machine's drift hits both of a pair alike.
     median_added = sorted(added)[len(added) // 2] * per
     note = (f"SQLite (WAL, synchronous=FULL), {batch:,}-event batches, {batches} pairs interleaved; the median "
-            f"difference of neighbouring batches (best batches: {best['tree'] * per:.2f} vs {best['bare'] * per:.2f} us)")
+            f"difference of neighbouring batches (best: {best['tree'] * per:.2f} vs {best['bare'] * per:.2f} us)")
     return [
         # A difference below the noise can come out negative: it is reported as 0 (the raw median is in extra).
         Figure("tree maintenance added to durable ingestion", max(0.0, median_added), "us/event",
