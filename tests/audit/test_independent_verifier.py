@@ -64,7 +64,7 @@ def signature_ok(cp: dict[str, Any], public_key: Ed25519PublicKey) -> bool:
 
 def head_of(note: str, vkey: str) -> tuple[int, bytes] | None:
     """(size, root) of a signed note (§9.2-9.3) if the log key's signature verifies, else None."""
-    name, key_hex, key_b64 = vkey.split("+")
+    name, key_hex, key_b64 = vkey.split("+", 2)  # the base64 key may hold '+' too
     raw = base64.b64decode(key_b64)
     assert raw[0] == 1
     public = Ed25519PublicKey.from_public_bytes(raw[1:])
