@@ -27,6 +27,7 @@ from genesis.services.auth import Principal
 from genesis.timeutil import to_us
 
 router = APIRouter(prefix="/audit", tags=["audit"])
+MAX_SIZE = 2**62  # tree sizes and seqs: far beyond any trail, and within every database's 64-bit integers
 Auditor = Annotated[Principal, allow("audit:read", limit="audit")]
 
 
@@ -209,7 +210,7 @@ async def latest_head(runtime: RuntimeDep, _: Auditor) -> HeadRead:
 @router.get("/heads", name="audit.heads.list", response_model=list[HeadRead], responses=AUTHED_ERRORS)
 async def list_heads(
     runtime: RuntimeDep, _: Auditor,
-    min_size: Annotated[int, Query(ge=0, description="Heads of this size or larger.")] = 0,
+    min_size: Annotated[int, Query(ge=0, le=MAX_SIZE, description="Heads of this size or larger.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[HeadRead]:
     """Signed tree heads by size (page with min_size = last tree_size + 1)."""
@@ -233,8 +234,8 @@ async def make_head(request: Request, runtime: RuntimeDep, _: Auditor, __: Recor
             responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def inclusion_proof(
     runtime: RuntimeDep, _: Auditor,
-    tree_size: Annotated[int, Query(ge=1, description="Size of a signed head the client holds.")],
-    seq: Annotated[int | None, Query(ge=1, description="The event's seq (or give event_id).")] = None,
+    tree_size: Annotated[int, Query(ge=1, le=MAX_SIZE, description="Size of a signed head the client holds.")],
+    seq: Annotated[int | None, Query(ge=1, le=MAX_SIZE, description="The event's seq (or give event_id).")] = None,
     event_id: Annotated[str | None, Query(max_length=64, description="The event's id (or give seq).")] = None,
 ) -> InclusionRead:
     """The proof that an event is in the tree of tree_size events (RFC 9162 inclusion proof)."""
@@ -247,8 +248,8 @@ async def inclusion_proof(
             responses=AUTHED_ERRORS)
 async def consistency_proof(
     runtime: RuntimeDep, _: Auditor,
-    first: Annotated[int, Query(ge=0, description="Size of the older signed head.")],
-    second: Annotated[int, Query(ge=0, description="Size of the newer signed head.")],
+    first: Annotated[int, Query(ge=0, le=MAX_SIZE, description="Size of the older signed head.")],
+    second: Annotated[int, Query(ge=0, le=MAX_SIZE, description="Size of the newer signed head.")],
 ) -> ConsistencyRead:
     """The proof that the tree of second events extends that of first (RFC 9162 consistency proof)."""
     found = await asyncio.to_thread(functools.partial(audit_trail.consistency, _store(runtime), first=first,
