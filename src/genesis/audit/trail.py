@@ -175,7 +175,6 @@ def export_events(
     start_seq: int | None = None,
     end_seq: int | None = None,
     proofs: bool = False,
-    chain_keys: Sequence[Ed25519PublicKey] = (),
 ) -> ExportSummary:
     """Export a seq range (default: all stored), ending with a signed tree head that covers its last event.
 
@@ -195,13 +194,13 @@ def export_events(
     head = heads.make("export", size=last)
     assert head is not None  # "export" always returns a head of the size asked for
     tally = ExportTally()
-    lines = _export(store, first, last, boundary, head, heads, proofs, chain_keys, tally)
+    lines = _export(store, first, last, boundary, head, heads, proofs, tally)
     return write_export(path, lines, tally=tally, tree_size=head.size)
 
 
 def _export(
     store: AuditStore, first: int, last: int, boundary: ChainHead, head: StoredHead, heads: HeadMaker, proofs: bool,
-    chain_keys: Sequence[Ed25519PublicKey], tally: ExportTally,
+    tally: ExportTally,
 ) -> Iterable[bytes]:
     start = _start(store, first, boundary)
     notes = [h.note for h in store.heads(min_size=first - 1, max_size=first - 1) if first > 1 and h.size < last]
@@ -218,7 +217,7 @@ def stream_export(store: AuditStore, *, heads: HeadMaker, proofs: bool = False) 
     boundary, top = store.boundary(), store.head().seq
     head = heads.make("export", size=top)
     assert head is not None
-    return _export(store, boundary.seq + 1, top, boundary, head, heads, proofs, (), ExportTally())
+    return _export(store, boundary.seq + 1, top, boundary, head, heads, proofs, ExportTally())
 
 
 def archive_events(
@@ -259,7 +258,7 @@ def archive_events(
 
         def write(path: Path, start: ChainHead, last_seq: int) -> str:
             tally = ExportTally()
-            lines = _export(store, start.seq + 1, last_seq, start, head, heads, False, chain_keys, tally)
+            lines = _export(store, start.seq + 1, last_seq, start, head, heads, False, tally)
             summary = write_export(path, lines, tally=tally, tree_size=head.size)
             checked = verify_export_file(path, log_key=heads.verifier, chain_keys=chain_keys, hmac_key=hmac_key,
                                          expected_digest=summary.digest)  # fmt: skip

@@ -271,16 +271,14 @@ def export(
     try:
         heads = backend.heads()
         store = backend.open_store()
-        chain_keys = audit_trail.trusted_public_keys(cfg.data_dir, cfg.audit_public_keys)
         if sys.stderr.isatty() and not as_json:
             from rich.console import Console
 
             with Console(stderr=True).status("exporting"):
                 summary = export_events(store, output, heads=heads, start_seq=from_seq, end_seq=to_seq,
-                                        proofs=proofs, chain_keys=chain_keys)
+                                        proofs=proofs)
         else:
-            summary = export_events(store, output, heads=heads, start_seq=from_seq, end_seq=to_seq, proofs=proofs,
-                                    chain_keys=chain_keys)
+            summary = export_events(store, output, heads=heads, start_seq=from_seq, end_seq=to_seq, proofs=proofs)
     except GenesisError as exc:
         fail(exc)
         raise
