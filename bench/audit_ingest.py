@@ -98,7 +98,9 @@ class GenesisAudit:
         import sqlalchemy
 
         from genesis import audit
-        from genesis.audit import AuditRecorder, AuditWriter, CheckpointSigner
+        from genesis.audit import AuditRecorder, AuditWriter
+        from genesis.audit.checkpoints import load_or_create_signing_key
+        from genesis.audit.heads import HeadMaker, log_signer
         from genesis.audit.logging import setup_logging
         from genesis.config import Settings
         from genesis.storage.audit_sql import open_audit_store, sqlite_append_only_ddl
@@ -117,7 +119,8 @@ class GenesisAudit:
                                  redis_url=None, audit_hmac_key=None)
         self.store = open_audit_store(url)
         self.logging = setup_logging(self.settings)
-        self.writer = AuditWriter(self.store, signer=CheckpointSigner.from_data_dir(data))
+        heads = HeadMaker(self.store, log_signer(load_or_create_signing_key(data)), head_log=data / "audit-heads.log")
+        self.writer = AuditWriter(self.store, heads=heads)
         audit.configure(recorder=AuditRecorder(self.writer), store=self.store)
 
     def close(self) -> None:

@@ -2,11 +2,13 @@
 
 A SQLite store of N events (1,000,000 at full size, spread over 30 days) is built
 once; then the first page of a one-hour range is queried (the store's ``query``,
-and ``GET /audit/events`` when the API has it), the whole chain is verified, and
-the whole trail is exported. Verification and export run in child processes so
+and ``GET /audit/events`` when the API has it), the whole chain is verified, the
+whole trail is exported, and inclusion proofs of random events in the 1,000,000-event
+tree are served (the service's ``inclusion``: proof and event, and
+``GET /audit/proofs/inclusion``). Verification and export run in child processes so
 that their peak RSS is their own. Anchors: the same SQL through bare ``sqlite3``
-(query), a bare ``sqlite3`` scan of every row (verify), and the child's RSS before
-exporting (export).
+(query), a bare ``sqlite3`` scan of every row (verify), the child's RSS before
+exporting (export), one event read by seq through bare ``sqlite3`` (proof), ``GET /health``.
 """
 
 from __future__ import annotations
@@ -97,8 +99,12 @@ def child(kind: str, url: str, out: str) -> None:
         report = verify_store(store)
         result.update(events=report.events_checked, seconds=time.perf_counter() - began, ok=report.ok)
     elif kind == "export":
+        from genesis.audit.checkpoints import load_or_create_signing_key
+        from genesis.audit.heads import HeadMaker, log_signer
+
+        heads = HeadMaker(store, log_signer(load_or_create_signing_key(Path(out).parent / "keys")))
         began = time.perf_counter()
-        summary = export_events(store, Path(out))
+        summary = export_events(store, Path(out), heads=heads)
         result.update(events=summary.count, seconds=time.perf_counter() - began)
     store.close()
     result["peak_rss"] = proc_status().get("VmHWM", 0)
@@ -128,28 +134,84 @@ def cli_verify(data_dir: Path, url: str) -> float | None:
     return time.perf_counter() - began
 
 
-def http_query_figure(data_dir: Path, start: int, n: int, repeat: int) -> Figure:
-    name = "audit query: GET /audit/events first page of one hour"
-    lo = start + n * STEP_US // 2 - HOUR_US
+def proof_figure(url: str, db: Path, n: int, repeat: int) -> Figure:
+    """The service's inclusion proof (O(log n) node reads in one query, plus the event) on the n-event tree."""
+    import random
+
+    from genesis.audit.merkle import leaf_hash, verify_inclusion
+    from genesis.services import audit_trail
+    from genesis.storage.audit_sql import open_audit_store
+
+    picks = random.Random(3).sample(range(1, n + 1), min(n, 200))
+    store = open_audit_store(url)
+    try:
+        size, root = store.tree_root()
+        assert size == n, (size, n)
+        sample = audit_trail.inclusion(store, tree_size=n, seq=picks[0])
+        path = [_b64decode(h) for h in sample["audit_path"]]
+        verify_inclusion(leaf_hash(_b64decode(sample["leaf_input"])), picks[0] - 1, n, path, root)
+        ours = best_time(lambda: [audit_trail.inclusion(store, tree_size=n, seq=s) for s in picks],
+                         repeat=repeat) / len(picks)
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        sql = "SELECT * FROM audit_events WHERE seq = ?"
+        raw = best_time(lambda: [conn.execute(sql, (s,)).fetchall() for s in picks], repeat=repeat) / len(picks)
+    return Figure(f"inclusion proof, {n:,}-event trail (storage)", ours * 1e3, "ms",
+                  "bare sqlite3, the event by seq", raw * 1e3, "ms", Target("value", "<", 5, "ms"),
+                  note=f"proof ({len(path)} hashes, one node query) and the event; {len(picks)} random events")
+
+
+def _b64decode(text: str) -> bytes:
+    import base64
+
+    return base64.b64decode(text)
+
+
+def http_figures(data_dir: Path, start: int, n: int, scale: Scale) -> list[Figure]:
     with start_genesis(data_dir) as server:
         token = admin_token(server)
-        path = f"/audit/events?start={lo}&end={lo + HOUR_US}&limit={PAGE}"
-        status, _ = http("GET", server.base + path, headers={"Authorization": f"Bearer {token}"})
-        if status == 404:
-            return skipped(name, "the route is not there yet")
+        return [http_query_figure(server, token, start, n, scale.pick(30, 3)),
+                http_proof_figure(server, token, n, scale.pick(5, 1))]
+
+
+def http_proof_figure(server: Any, token: str, n: int, repeat: int) -> Figure:
+    import random
+
+    name = f"inclusion proof, {n:,}-event trail (GET /audit/proofs/inclusion)"
+    headers = {"Authorization": f"Bearer {token}"}
+    picks = random.Random(4).sample(range(1, n + 1), min(n, 100))
+    paths = [f"/audit/proofs/inclusion?tree_size={n}&seq={s}" for s in picks]
+    status, body = http("GET", server.base + paths[0], headers=headers)
+    if status != 200:
+        return skipped(name, f"the route answered {status}: {body[:200]!r}")
+    took = best_time(lambda: [http("GET", server.base + p, headers=headers) for p in paths],
+                     repeat=repeat) / len(paths)
+    hello = best_time(lambda: http("GET", server.base + "/health"), repeat=repeat)
+    return Figure(name, took * 1e3, "ms", "GET /health on the same server", hello * 1e3, "ms",
+                  Target("value", "<", 5, "ms"), note=f"{len(picks)} random events, one request each, sequential")
+
+
+def http_query_figure(server: Any, token: str, start: int, n: int, repeat: int) -> Figure:
+    name = "audit query: GET /audit/events first page of one hour"
+    lo = start + n * STEP_US // 2 - HOUR_US
+    headers = {"Authorization": f"Bearer {token}"}
+    path = f"/audit/events?start={lo}&end={lo + HOUR_US}&limit={PAGE}"
+    status, _ = http("GET", server.base + path, headers=headers)
+    if status == 404:
+        return skipped(name, "the route is not there yet")
+    if status != 200:
+        from datetime import UTC, datetime
+
+        def iso(us: int) -> str:
+            return urllib.parse.quote(datetime.fromtimestamp(us / 1e6, UTC).isoformat())
+
+        path = f"/audit/events?start={iso(lo)}&end={iso(lo + HOUR_US)}&limit={PAGE}"
+        status, body = http("GET", server.base + path, headers=headers)
         if status != 200:
-            from datetime import UTC, datetime
-
-            def iso(us: int) -> str:
-                return urllib.parse.quote(datetime.fromtimestamp(us / 1e6, UTC).isoformat())
-
-            path = f"/audit/events?start={iso(lo)}&end={iso(lo + HOUR_US)}&limit={PAGE}"
-            status, body = http("GET", server.base + path, headers={"Authorization": f"Bearer {token}"})
-            if status != 200:
-                return skipped(name, f"the route answered {status}: {body[:200]!r}")
-        headers = {"Authorization": f"Bearer {token}"}
-        took = best_time(lambda: http("GET", server.base + path, headers=headers), repeat=repeat)
-        hello = best_time(lambda: http("GET", server.base + "/health"), repeat=repeat)
+            return skipped(name, f"the route answered {status}: {body[:200]!r}")
+    took = best_time(lambda: http("GET", server.base + path, headers=headers), repeat=repeat)
+    hello = best_time(lambda: http("GET", server.base + "/health"), repeat=repeat)
     return Figure(name, took * 1e3, "ms", "GET /health on the same server", hello * 1e3, "ms",
                   Target("value", "<", 20, "ms"))
 
@@ -191,7 +253,8 @@ def run(scale: Scale) -> list[Figure]:
                               "same process before exporting", export["rss_before"] / MB, "MB",
                               Target("value", "<=", 100, "MB"),
                               note=f"{export['events'] / export['seconds']:,.0f} events/s"))
-        figures.append(http_query_figure(data_dir, start, n, scale.pick(30, 3)))
+        figures.append(proof_figure(url, db, n, scale.pick(5, 1)))
+        figures += http_figures(data_dir, start, n, scale)
     return figures
 
 

@@ -110,7 +110,17 @@ class Settings(BaseSettings):
 
     # --- audit -------------------------------------------------------------
     audit_batch_max: int = Field(2000, ge=1)
-    audit_checkpoint_interval_seconds: float = Field(3600.0, gt=0)
+    audit_head_interval_seconds: float = Field(
+        60.0, ge=0.5, le=86_400,
+        description="Sign a tree head this often when new audit events exist (one cadence for the deployment).",
+    )
+    audit_head_log: Path | None = Field(
+        None, description="Append-only file of every new signed tree head; default <data_dir>/audit-heads.log.",
+    )
+    audit_log_origin: str | None = Field(
+        None, min_length=1, max_length=255,
+        description="The log's name in signed tree heads; default genesis-audit/<key id of the signing key>.",
+    )
     audit_hmac_key: SecretStr | None = Field(None, description="Optional key for HMAC-SHA256 chain hashes.")
     audit_public_keys: Annotated[list[Path], NoDecode] = Field(
         default_factory=list, description="PEM public keys of other hosts' checkpoint signers (comma-separated paths)."
@@ -154,6 +164,13 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("audit_log_origin")
+    @classmethod
+    def _origin(cls, value: str | None) -> str | None:
+        if value is not None and ("+" in value or any(c.isspace() or ord(c) < 32 for c in value)):
+            raise ValueError("a log origin has no spaces, '+' or control characters (e.g. audit.example.com/genesis)")
+        return value
+
     @field_validator("secret_key")
     @classmethod
     def _strong_secret(cls, value: SecretStr | None) -> SecretStr | None:
@@ -167,6 +184,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{(self.data_dir / 'genesis.db').as_posix()}"
         if self.log_dir is None:
             self.log_dir = self.data_dir / "logs"
+        if self.audit_head_log is None:
+            self.audit_head_log = self.data_dir / "audit-heads.log"
         return self
 
     @model_validator(mode="after")
@@ -194,6 +213,11 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.db_url.startswith("sqlite")
+
+    @property
+    def head_log_path(self) -> Path:
+        assert self.audit_head_log is not None
+        return self.audit_head_log
 
     @property
     def logs_path(self) -> Path:

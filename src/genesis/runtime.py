@@ -130,7 +130,8 @@ def audit_backend(settings: Settings) -> AuditBackend:
         database_url=settings.db_url, data_dir=settings.data_dir,
         hmac_key=settings.audit_hmac_key.get_secret_value() if settings.audit_hmac_key else None,
         timeout_seconds=settings.database_timeout_seconds, batch_max=settings.audit_batch_max,
-        checkpoint_interval_seconds=settings.audit_checkpoint_interval_seconds,
+        head_interval_seconds=settings.audit_head_interval_seconds, head_log=settings.head_log_path,
+        log_origin=settings.audit_log_origin,
     )
 
 

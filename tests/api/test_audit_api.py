@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from genesis.api.app import create_app
-from genesis.audit import verify_export
-from genesis.audit.checkpoints import export_public_key, load_public_key
+from genesis.audit.exportfile import verify_export_file
 from genesis.config import Settings
+from genesis.services.audit_trail import log_verifier
 from tests.conftest import ADMIN_PASSWORD, bearer, token_for
 
 
@@ -111,13 +111,14 @@ def test_verify_and_offline_verifiable_export(
     assert exported.headers["content-type"].startswith("application/x-ndjson")
     path = tmp_path / "audit.ndjson"
     path.write_bytes(exported.content)
-    public = load_public_key(export_public_key(settings.data_dir))
-    assert verify_export(path, public_key=public).ok
+    log_key = log_verifier(settings.data_dir, settings.audit_log_origin)
+    checked = verify_export_file(path, log_key=log_key)
+    assert checked.ok and checked.heads_in_file == 1 and checked.trail.covered_size == checked.trail.last_seq
     lines = exported.content.splitlines()
     event_index = next(i for i, line in enumerate(lines) if b'"type":"event"' in line)
     lines[event_index] = lines[event_index].replace(b'"outcome":"success"', b'"outcome":"failure"', 1)
     path.write_bytes(b"\n".join(lines) + b"\n")
-    assert not verify_export(path, public_key=public).ok
+    assert not verify_export_file(path, log_key=log_key).ok
     csv_export = client.get("/audit/export", params={"format": "csv"}, headers=auditor)
     assert csv_export.text.splitlines()[0].startswith("timestamp,seq,event_id")
 

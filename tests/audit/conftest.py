@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 import sqlalchemy
 
-from genesis.audit.checkpoints import CheckpointSigner
+from genesis.audit.checkpoints import CheckpointSigner, load_or_create_signing_key
 from genesis.audit.config import reset as reset_audit_config
+from genesis.audit.heads import HeadMaker, log_signer
 from genesis.audit.logging import active_logging
 from genesis.audit.redaction import configure_redactor
 from genesis.audit.store import AuditStore
+from genesis.audit.trail import TrustedKeys
 from genesis.config import Settings
 from genesis.storage.audit_sql import open_audit_store, postgresql_append_only_ddl, sqlite_append_only_ddl
 from genesis.storage.models import metadata
@@ -91,7 +93,20 @@ def store(store_url: str) -> Iterator[AuditStore]:
 
 @pytest.fixture
 def signer(tmp_path: Path) -> CheckpointSigner:
+    """The signer of chain checkpoints (trails from before the tree); the same key as :func:`heads`."""
     return CheckpointSigner.from_data_dir(tmp_path / "keys")
+
+
+@pytest.fixture
+def heads(store: AuditStore, tmp_path: Path) -> HeadMaker:
+    """The head maker of ``store``, signing with the key of :func:`signer`, its head log in the temp dir."""
+    key = load_or_create_signing_key(tmp_path / "keys")
+    return HeadMaker(store, log_signer(key, "genesis.test/audit"), head_log=tmp_path / "audit-heads.log")
+
+
+@pytest.fixture
+def keys(heads: HeadMaker) -> TrustedKeys:
+    return TrustedKeys(heads.verifier)
 
 
 @pytest.fixture
@@ -135,9 +150,11 @@ def raw_sql(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[o
 
 
 def drop_append_only_triggers(url: str) -> None:
-    """What an attacker with DDL rights would do first."""
+    """What an attacker with DDL rights would do first (for every audit table)."""
     if url.startswith("sqlite"):
-        for name in ("audit_events_no_update", "audit_events_delete_archived_only"):
-            raw_sql(url, f"DROP TRIGGER {name}")
+        for name in ("audit_events_no_update", "audit_events_delete_archived_only", "audit_checkpoints_no_delete",
+                     "audit_heads_no_delete", "audit_heads_no_update", "audit_tree_no_delete", "audit_tree_no_update"):
+            raw_sql(url, f"DROP TRIGGER IF EXISTS {name}")
     else:
-        raw_sql(url, "DROP TRIGGER audit_events_append_only ON audit_events")
+        for table in ("audit_events", "audit_checkpoints", "audit_heads", "audit_tree"):
+            raw_sql(url, f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")

@@ -6,9 +6,10 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
-from genesis.audit.checkpoints import CheckpointSigner
+from genesis.audit.heads import HeadMaker
 from genesis.audit.monitor import ChainMonitor
 from genesis.audit.store import AuditStore
+from genesis.audit.trail import TrustedKeys
 from tests.audit.chainlib import make_event
 from tests.audit.conftest import drop_append_only_triggers, raw_sql
 
@@ -21,20 +22,41 @@ def gauge(name: str) -> float | None:
     return REGISTRY.get_sample_value(name)
 
 
-def test_checks_are_incremental_and_report_metrics(store: AuditStore, signer: CheckpointSigner) -> None:
+def test_checks_are_incremental_and_report_metrics(store: AuditStore, heads: HeadMaker, keys: TrustedKeys) -> None:
     fill(store, 0, 20)
-    head = store.head()
-    store.add_checkpoint(signer.sign(head.seq, head.hash, reason="periodic"))
-    monitor = ChainMonitor(store, public_key=signer.public_key)
+    heads.make("on-demand")
+    monitor = ChainMonitor(store, keys=keys)
     first = monitor.check()
     assert (first.ok, first.verified_seq, first.checked) == (True, 20, 20)
     assert gauge("genesis_audit_chain_verified") == 1.0 and gauge("genesis_audit_chain_verified_seq") == 20.0
     age = gauge("genesis_audit_chain_last_checkpoint_age_seconds")
     assert age is not None and 0 <= age < 60
     fill(store, 20, 5)
+    heads.make("on-demand")
     second = monitor.check()
     assert (second.ok, second.verified_seq, second.checked) == (True, 25, 5)  # only what was appended
+    assert second.report is not None and second.report.covered_seq == 25  # held against the new head
     assert monitor.check().checked == 0
+
+
+def test_a_rewrite_with_recomputed_hashes_after_the_verified_prefix_is_forged(
+    store: AuditStore, store_url: str, heads: HeadMaker, keys: TrustedKeys
+) -> None:
+    from tests.audit.chainlib import rechain
+
+    fill(store, 0, 10)
+    monitor = ChainMonitor(store, keys=keys)
+    assert monitor.check().ok
+    fill(store, 10, 10)
+    heads.make("on-demand")
+    rows = list(store.iter_rows())
+    forged = rechain([*rows[:13], (*rows[13][:6], "mallory", *rows[13][7:]), *rows[14:]], 13)
+    drop_append_only_triggers(store_url)
+    for row in forged[13:]:
+        raw_sql(store_url, "UPDATE audit_events SET actor = ?, prev_hash = ?, hash = ? WHERE seq = ?",
+                (row[6], row[16], row[17], row[0]))
+    state = monitor.check()  # the chain links; only the signed head can tell
+    assert state.report is not None and (state.report.kind, state.report.first_bad_seq) == ("forged", 11)
 
 
 def test_an_edit_after_the_verified_prefix_is_reported_with_its_seq(store: AuditStore, store_url: str) -> None:
@@ -63,13 +85,20 @@ def test_truncation_below_the_verified_head_is_reported(store: AuditStore, store
     assert (state.report.kind, state.report.first_bad_seq) == ("truncated", 9)
 
 
-def test_an_archive_moves_the_start_forward(store: AuditStore, signer: CheckpointSigner, tmp_path: Any) -> None:
+def test_an_archive_moves_the_start_forward(
+    store: AuditStore, heads: HeadMaker, keys: TrustedKeys, tmp_path: Any
+) -> None:
+    from datetime import UTC, datetime
+
+    from genesis.audit.trail import archive_events
+
     fill(store, 0, 10)
-    monitor = ChainMonitor(store, public_key=signer.public_key)
+    monitor = ChainMonitor(store, keys=keys)
     assert monitor.check().verified_seq == 10
     cutoff = store.head()
     row = next(iter(store.iter_rows(start_seq=cutoff.seq, end_seq=cutoff.seq)))
-    store.archive(row[2] + 1, tmp_path / "archive.ndjson", signer=signer)
+    archive_events(store, before=datetime.fromtimestamp((row[2] + 1) / 1e6, tz=UTC), export_dir=tmp_path,
+                   retention_days=0, heads=heads)
     fill(store, 10, 3)
     state = monitor.check()
     assert state.ok and state.verified_seq == 13, state.report

@@ -7,16 +7,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from genesis.audit import headlog
 from genesis.audit.checkpoints import CheckpointSigner
 from genesis.audit.events import GENESIS_HASH
-from genesis.audit.export import file_digest, verify_export
-from genesis.audit.store import AuditStore, ChainHead
-from genesis.audit.trail import export_events, verify_store
+from genesis.audit.export import file_digest
+from genesis.audit.exportfile import verify_export_file
+from genesis.audit.heads import HeadMaker
+from genesis.audit.store import ArchiveRecord, AuditStore, ChainHead
+from genesis.audit.trail import TrustedKeys, archive_events, export_events, verify_store
 from genesis.errors import ConfigurationError, InvalidInput, Unavailable
 from genesis.storage.audit_sql import SqliteAuditStore, open_audit_store
 from tests.audit.chainlib import make_event
@@ -188,76 +192,124 @@ def test_update_and_delete_are_refused_by_the_database(store: AuditStore, store_
     assert verify_store(store).ok
 
 
-def test_checkpoints_and_archives_cannot_be_altered(
-    store: AuditStore, store_url: str, signer: CheckpointSigner, tmp_path: Path
+def archive(store: AuditStore, heads: HeadMaker, before_us: int, directory: Path) -> ArchiveRecord | None:
+    moment = datetime.fromtimestamp(before_us / 1_000_000, tz=UTC)
+    return archive_events(store, before=moment, export_dir=directory, retention_days=0, heads=heads)
+
+
+def test_every_audit_table_refuses_update_and_delete(
+    store: AuditStore, store_url: str, signer: CheckpointSigner, heads: HeadMaker, tmp_path: Path
 ) -> None:
     fill(store, 3)
-    store.archive(BASE_US + 1_500_000, tmp_path / "a.ndjson", signer=signer)
+    store.add_checkpoint(signer.sign(1, next(store.iter_rows())[17], reason="periodic"))
+    archive(store, heads, BASE_US + 1_500_000, tmp_path)
     for sql in (
         "UPDATE audit_checkpoints SET seq = 99",
         "DELETE FROM audit_checkpoints",
         "UPDATE audit_archives SET last_seq = 3",
         "DELETE FROM audit_archives",
+        "UPDATE audit_tree SET tree_size = 0",
+        "DELETE FROM audit_tree",
+        "UPDATE audit_heads SET size = 99",
+        "DELETE FROM audit_heads",
     ):
         with pytest.raises(Exception, match="append-only"):
             raw_sql(store_url, sql)
-    assert len(store.checkpoints()) == 1 and len(store.archives()) == 1
+    assert len(store.checkpoints()) == 1 and len(store.archives()) == 1 and len(store.heads()) == 1
 
 
-def test_tampering_in_the_database_is_found(store: AuditStore, store_url: str, signer: CheckpointSigner) -> None:
+def test_tampering_in_the_database_is_found(store: AuditStore, store_url: str, heads: HeadMaker,
+                                            keys: TrustedKeys) -> None:
     fill(store, 30)
-    head = store.head()
-    store.add_checkpoint(signer.sign(head.seq, head.hash, reason="periodic"))
+    heads.make("on-demand")
     drop_append_only_triggers(store_url)
     raw_sql(store_url, "UPDATE audit_events SET message = 'edited' WHERE seq = 12")
-    report = verify_store(store, public_key=signer.public_key)
+    report = verify_store(store, keys=keys)
     assert (report.kind, report.first_bad_seq) == ("modified", 12)
     raw_sql(store_url, "DELETE FROM audit_events WHERE seq >= 25")
     raw_sql(store_url, "DELETE FROM audit_events WHERE seq = 5")
-    report = verify_store(store, public_key=signer.public_key)
+    report = verify_store(store, keys=keys)
     assert (report.kind, report.first_bad_seq) == ("deleted", 5)
 
 
-def test_truncation_is_found_by_the_checkpoint(store: AuditStore, store_url: str, signer: CheckpointSigner) -> None:
+def test_a_cut_tail_is_truncated_at_the_cut_when_a_head_covers_it(
+    store: AuditStore, store_url: str, heads: HeadMaker, keys: TrustedKeys
+) -> None:
     fill(store, 30)
-    head = store.head()
-    store.add_checkpoint(signer.sign(head.seq, head.hash, reason="shutdown"))
+    heads.make("on-demand")
     drop_append_only_triggers(store_url)
     raw_sql(store_url, "DELETE FROM audit_events WHERE seq > 26")
-    report = verify_store(store, public_key=signer.public_key)
+    report = verify_store(store, keys=keys)
     assert (report.kind, report.first_bad_seq) == ("truncated", 27)
 
 
-def test_archive_exports_prunes_and_the_chain_verifies_from_the_boundary(
-    store: AuditStore, store_url: str, signer: CheckpointSigner, tmp_path: Path
+def test_a_cut_tail_whose_chain_checkpoints_remain_is_truncated(
+    store: AuditStore, store_url: str, signer: CheckpointSigner, keys: TrustedKeys
+) -> None:
+    """A trail from before the tree: its chain checkpoints beyond the cut must count (they did not, on main)."""
+    fill(store, 30)
+    for seq in (10, 20, 29):
+        row = next(iter(store.iter_rows(start_seq=seq, end_seq=seq)))
+        store.add_checkpoint(signer.sign(seq, row[17], reason="periodic"))
+    drop_append_only_triggers(store_url)
+    raw_sql(store_url, "DELETE FROM audit_events WHERE seq > 27")
+    report = verify_store(store, keys=keys)
+    assert (report.ok, report.kind, report.first_bad_seq, report.covered_seq) == (False, "truncated", 28, 20)
+
+
+def test_a_cut_tail_whose_heads_were_deleted_too_is_caught_by_the_head_log(
+    store: AuditStore, store_url: str, heads: HeadMaker, keys: TrustedKeys, tmp_path: Path
+) -> None:
+    fill(store, 20)
+    heads.make("on-demand")
+    fill(store, 10)
+    heads.make("on-demand")
+    assert [h.size for h in store.heads()] == [20, 30]
+    drop_append_only_triggers(store_url)
+    # The attacker deletes the last events, the heads that cover them and the tree rows of the cut batches.
+    raw_sql(store_url, "DELETE FROM audit_events WHERE seq > 20")
+    raw_sql(store_url, "DELETE FROM audit_heads WHERE size > 20")
+    raw_sql(store_url, "DELETE FROM audit_tree WHERE first_leaf >= 20")
+    assert verify_store(store, keys=keys).ok  # the database alone looks intact ...
+    published = headlog.read(tmp_path / "audit-heads.log").notes
+    assert len(published) == 2
+    report = verify_store(store, keys=keys, heads=published)  # ... the head log outside it does not
+    assert (report.ok, report.kind, report.first_bad_seq) == (False, "truncated", 21)
+
+
+def test_archive_exports_prunes_and_the_trail_verifies_from_the_boundary(
+    store: AuditStore, heads: HeadMaker, keys: TrustedKeys, tmp_path: Path
 ) -> None:
     fill(store, 50)
-    record = store.archive(BASE_US + 20_000_000, tmp_path / "a1.ndjson", signer=signer)
+    record = archive(store, heads, BASE_US + 20_000_000, tmp_path / "a1")
     assert record is not None and (record.first_seq, record.last_seq) == (1, 20)
-    assert record.digest == file_digest(tmp_path / "a1.ndjson")
+    location = Path(record.location)
+    assert record.digest == file_digest(location)
     assert store.boundary() == ChainHead(20, record.last_hash)
     assert [row[0] for row in store.iter_rows()][:1] == [21]
     assert next(store.iter_rows())[16] == record.last_hash
-    assert verify_store(store, public_key=signer.public_key).ok
-    exported = verify_export(tmp_path / "a1.ndjson", public_key=signer.public_key, expected_digest=record.digest)
-    assert exported.ok and exported.events_checked == 20 and exported.covered_seq == 20
+    assert verify_store(store, keys=keys).ok
+    exported = verify_export_file(location, log_key=keys.log, expected_digest=record.digest)
+    assert exported.ok and exported.trail.events_checked == 20 and exported.trail.covered_size == 20
     # More events, a second archive, and an empty table after a third one.
     fill(store, 5, base_us=BASE_US + 100_000_000)
-    second = store.archive(BASE_US + 40_000_000, tmp_path / "a2.ndjson", signer=signer)
+    second = archive(store, heads, BASE_US + 40_000_000, tmp_path / "a2")
     assert second is not None and (second.first_seq, second.last_seq) == (21, 40)
-    assert store.archive(BASE_US + 40_000_000, tmp_path / "none.ndjson", signer=signer) is None
-    assert verify_export(tmp_path / "a2.ndjson", public_key=signer.public_key).ok
-    third = store.archive(BASE_US + 10**12, tmp_path / "a3.ndjson", signer=signer)
+    assert archive(store, heads, BASE_US + 40_000_000, tmp_path / "none") is None
+    checked = verify_export_file(Path(second.location), log_key=keys.log)
+    assert checked.ok and checked.heads_in_file == 2  # the boundary's head (20) and its own (40)
+    third = archive(store, heads, BASE_US + 10**12, tmp_path / "a3")
     assert third is not None and third.last_seq == 55 and list(store.iter_rows()) == []
     assert store.head() == ChainHead(55, third.last_hash)
     (after,) = store.append([make_event(99)])
     assert (after.seq, after.prev_hash) == (56, third.last_hash)
-    assert verify_store(store, public_key=signer.public_key).ok
+    assert verify_store(store, keys=keys).ok
     assert [a.last_seq for a in store.archives()] == [20, 40, 55]
+    assert store.tree_root()[0] == 56  # the tree keeps every leaf: proofs for archived events still work
 
 
 def test_pruning_without_a_vouched_boundary_is_reported(
-    store: AuditStore, store_url: str, signer: CheckpointSigner
+    store: AuditStore, store_url: str, keys: TrustedKeys
 ) -> None:
     fill(store, 10)
     row = next(iter(store.iter_rows(start_seq=4, end_seq=4)))
@@ -269,24 +321,25 @@ def test_pruning_without_a_vouched_boundary_is_reported(
     )
     raw_sql(store_url, "DELETE FROM audit_events WHERE seq <= 4")  # the trigger now allows it
     assert verify_store(store).ok  # the chain alone cannot tell ...
-    report = verify_store(store, public_key=signer.public_key)  # ... the missing signed boundary can
+    report = verify_store(store, keys=keys)  # ... the missing signed boundary can
     assert (report.kind, report.first_bad_seq) == ("deleted", 4)
 
 
 def test_an_export_verifies_offline_and_a_one_byte_edit_fails(
-    store: AuditStore, signer: CheckpointSigner, tmp_path: Path
+    store: AuditStore, heads: HeadMaker, keys: TrustedKeys, tmp_path: Path
 ) -> None:
     fill(store, 25)
-    summary = export_events(store, tmp_path / "export.ndjson", signer=signer)
+    summary = export_events(store, tmp_path / "export.ndjson", heads=heads)
     assert summary.count == 25 and summary.digest == file_digest(tmp_path / "export.ndjson")
-    assert verify_export(summary.path, public_key=signer.public_key).ok
+    assert summary.tree_size == 25 and store.latest_head() is not None
+    assert verify_export_file(summary.path, log_key=keys.log).ok
     text = summary.path.read_text("utf-8")
     summary.path.write_text(text.replace("event 17", "event 71"), "utf-8")
-    report = verify_export(summary.path, public_key=signer.public_key)
+    report = verify_export_file(summary.path, log_key=keys.log).trail
     assert (report.kind, report.first_bad_seq) == ("modified", 18)
     lines = text.splitlines(keepends=True)
-    summary.path.write_text("".join(lines[:-6]), "utf-8")  # cut the tail and the trailer
-    assert verify_export(summary.path, public_key=signer.public_key).kind == "truncated"
+    summary.path.write_text("".join(lines[:-8]), "utf-8")  # cut the tail, its head and the trailer
+    assert verify_export_file(summary.path, log_key=keys.log).trail.kind == "truncated"
 
 
 def test_threads_sharing_a_store_keep_one_chain(store: AuditStore) -> None:
@@ -326,7 +379,7 @@ def test_sqlite_runs_in_wal_with_full_sync(sqlite_url: str) -> None:
     assert isinstance(sqlite3.sqlite_version, str)
 
 
-def test_a_keyed_chain_verifies_only_with_its_key(store_url: str) -> None:
+def test_a_keyed_chain_verifies_only_with_its_key(store_url: str) -> None:  # (the chain alone: no keys given)
     keyed = open_audit_store(store_url, hmac_key="a-long-and-secret-hmac-key-for-tests")
     try:
         assert keyed.hash_algorithm == "hmac-sha256"
@@ -339,40 +392,44 @@ def test_a_keyed_chain_verifies_only_with_its_key(store_url: str) -> None:
 
 
 def test_archive_events_enforces_retention_and_audits_itself(
-    store: AuditStore, signer: CheckpointSigner, tmp_path: Path
+    store: AuditStore, heads: HeadMaker, keys: TrustedKeys, tmp_path: Path
 ) -> None:
-    from datetime import UTC, datetime, timedelta
+    from datetime import timedelta
 
     from genesis.audit.recorder import AuditRecorder
-    from genesis.audit.trail import archive_events
     from genesis.audit.writer import AuditWriter
 
     fill(store, 10)  # in November 2023
     with pytest.raises(InvalidInput, match="retention"):
         archive_events(
             store, before=datetime.now(UTC) - timedelta(days=10), export_dir=tmp_path, retention_days=365,
-            signer=signer,
+            heads=heads,
         )  # fmt: skip
-    with AuditWriter(store, signer=signer) as writer:
+    with AuditWriter(store, heads=heads) as writer:
         record = archive_events(
-            store, before=datetime(2024, 1, 1), export_dir=tmp_path, retention_days=365, signer=signer,
+            store, before=datetime(2024, 1, 1), export_dir=tmp_path, retention_days=365, heads=heads,
             recorder=AuditRecorder(writer), actor="auditor",
         )  # fmt: skip
     assert record is not None and record.last_seq == 10
-    assert verify_export(Path(record.location), public_key=signer.public_key, expected_digest=record.digest).ok
+    assert verify_export_file(Path(record.location), log_key=keys.log, expected_digest=record.digest).ok
     (purge,) = [e for e in store.iter_events() if e.action == "audit.archive"]
     assert purge.actor == "auditor" and purge.metadata["last_seq"] == 10
-    assert {"startup", "archive-boundary", "archive", "shutdown"} <= {cp.reason for cp in store.checkpoints()}
-    assert verify_store(store, public_key=signer.public_key).ok
+    # One head of size 10 (the writer's startup head or the archive's boundary head, whichever came first: never
+    # both) vouches for the boundary; the shutdown head covers audit.archive.
+    made = [(h.size, h.reason) for h in store.heads()]
+    assert made in ([(10, "startup"), (11, "shutdown")], [(10, "archive-boundary"), (11, "shutdown")]), made
+    assert verify_store(store, keys=keys).ok
 
 
-def test_a_damaged_export_line_is_reported_not_raised(store: AuditStore, tmp_path: Path) -> None:
+def test_a_damaged_export_line_is_reported_not_raised(
+    store: AuditStore, heads: HeadMaker, keys: TrustedKeys, tmp_path: Path
+) -> None:
     fill(store, 5)
-    summary = export_events(store, tmp_path / "export.ndjson")
+    summary = export_events(store, tmp_path / "export.ndjson", heads=heads)
     lines = summary.path.read_text("utf-8").splitlines(keepends=True)
     summary.path.write_text("".join([*lines[:3], '{"type":"event", broken\n', *lines[3:]]), "utf-8")
-    report = verify_export(summary.path)
-    assert not report.ok and report.kind == "modified"
+    report = verify_export_file(summary.path, log_key=keys.log).trail
+    assert not report.ok and report.kind == "modified" and report.first_bad_seq == 3
 
 
 @pytest.mark.postgres

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import multiprocessing
 import threading
 import time
@@ -13,10 +14,11 @@ from typing import Any
 import pytest
 
 from genesis.audit.chain import PendingLink
-from genesis.audit.checkpoints import CheckpointSigner
+from genesis.audit.checkpoints import load_or_create_signing_key
 from genesis.audit.events import AuditEvent, new_event
+from genesis.audit.heads import HeadMaker, log_signer
 from genesis.audit.store import AuditStore
-from genesis.audit.trail import verify_store
+from genesis.audit.trail import TrustedKeys, verify_store
 from genesis.audit.writer import AuditWriter
 from genesis.errors import Unavailable
 from genesis.storage.audit_sql import open_audit_store
@@ -39,14 +41,14 @@ class FlakyStore:
         return getattr(self.inner, name)
 
 
-def test_concurrent_submitters_get_a_gapless_chain(store: AuditStore, signer: CheckpointSigner) -> None:
+def test_concurrent_submitters_get_a_gapless_chain(store: AuditStore, heads: HeadMaker, keys: TrustedKeys) -> None:
     results: list[list[int]] = []
 
     def work(k: int) -> None:
         tickets = [writer.submit(new_event("test.thread", actor=f"t{k}", message=str(i))) for i in range(250)]
         results.append([t.wait(30).seq for t in tickets])
 
-    with AuditWriter(store, batch_max=100, signer=signer) as writer:
+    with AuditWriter(store, batch_max=100, heads=heads) as writer:
         threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
         for t in threads:
             t.start()
@@ -55,8 +57,8 @@ def test_concurrent_submitters_get_a_gapless_chain(store: AuditStore, signer: Ch
     seqs = sorted(s for chunk in results for s in chunk)
     assert seqs == list(range(1, 1001))
     assert all(chunk == sorted(chunk) for chunk in results)  # one submitter's events stay in order
-    report = verify_store(store, public_key=signer.public_key)
-    assert report.ok and report.events_checked == 1000 and report.covered_seq == 1000  # shutdown checkpoint
+    report = verify_store(store, keys=keys)
+    assert report.ok and report.events_checked == 1000 and report.covered_seq == 1000  # the shutdown head
 
 
 def test_write_returns_the_committed_event(store: AuditStore) -> None:
@@ -103,25 +105,57 @@ def test_write_async_raises_when_the_store_fails(store: AuditStore) -> None:
         asyncio.run(main())
 
 
-def test_close_drains_the_queue_and_refuses_later_submissions(store: AuditStore, signer: CheckpointSigner) -> None:
-    writer = AuditWriter(store, signer=signer)
+def test_close_drains_the_queue_and_refuses_later_submissions(store: AuditStore, heads: HeadMaker) -> None:
+    writer = AuditWriter(store, heads=heads)
     tickets = [writer.submit(new_event("test.drain")) for _ in range(300)]
     writer.close()
     assert [t.done() for t in tickets] == [True] * 300
     assert store.head().seq == 300
-    reasons = [cp.reason for cp in store.checkpoints()]
-    assert reasons[0] == "startup" and reasons[-1] == "shutdown"
+    latest = store.latest_head()
+    assert latest is not None and (latest.size, latest.reason) == (300, "shutdown")
     with pytest.raises(Unavailable):
         writer.submit(new_event("test.late"))
 
 
-def test_checkpoints_are_written_even_when_nothing_happens(store: AuditStore, signer: CheckpointSigner) -> None:
-    with AuditWriter(store, signer=signer, checkpoint_interval=0.05):
-        time.sleep(0.4)
-    cps = store.checkpoints()
-    assert len([cp for cp in cps if cp.reason == "periodic"]) >= 3
-    assert {(cp.seq, cp.head_hash) for cp in cps} == {(0, "0" * 64)}
-    assert verify_store(store, public_key=signer.public_key).ok
+def test_a_head_is_made_on_schedule_when_events_exist_once_per_interval_for_all_writers(
+    store: AuditStore, heads: HeadMaker, keys: TrustedKeys
+) -> None:
+    interval = 0.3
+    twin = HeadMaker(store, heads.signer, head_log=heads.head_log, interval_seconds=interval)  # a second worker
+    heads.interval_us = int(interval * 1_000_000)
+    with AuditWriter(store, heads=heads, head_interval=interval) as one, \
+            AuditWriter(store, heads=twin, head_interval=interval) as two:
+        for round_ in range(3):
+            for writer in (one, two):
+                writer.write(new_event("test.scheduled", message=str(round_)))
+            size = store.head().seq
+            assert _wait_for(lambda: (h := store.latest_head()) is not None and h.size >= size)  # noqa: B023
+    made = store.heads()
+    periodic = [h for h in made if h.reason == "periodic"]
+    assert periodic, made
+    gaps = [b.created_at_us - a.created_at_us for a, b in itertools.pairwise(made) if b.reason == "periodic"]
+    assert all(gap >= interval * 1_000_000 for gap in gaps), gaps  # one cadence for both writers
+    assert len({h.size for h in made}) == len(made)  # never two heads for one size
+    assert verify_store(store, keys=keys).ok
+
+
+def test_no_head_is_made_when_nothing_new_was_appended(store: AuditStore, heads: HeadMaker) -> None:
+    assert heads.make("periodic") is None and heads.make("startup") is None  # an empty trail
+    store.append([new_event("test.one")])
+    first = heads.make("startup")
+    assert first is not None and first.size == 1
+    heads.interval_us = 0
+    assert heads.make("periodic") is None and heads.make("shutdown") is None  # nothing since
+    assert store.heads() == [first]
+
+
+def _wait_for(predicate: Any, timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def test_a_ticket_times_out_without_claiming_success(store: AuditStore) -> None:
@@ -153,8 +187,9 @@ def test_two_processes_with_their_own_writers_build_one_chain(sqlite_url: str, t
     try:
         actors = [row[6] for row in store.iter_rows()]
         assert len(actors) == 800 and actors.count("p1") == 400
-        report = verify_store(store, public_key=CheckpointSigner.from_data_dir(Path(keys)).public_key)
-        assert report.ok and report.last_seq == 800
+        log = TrustedKeys(log_signer(load_or_create_signing_key(Path(keys)), "genesis.test/audit").verifier)
+        report = verify_store(store, keys=log)
+        assert report.ok and report.last_seq == 800 and report.covered_seq == 800  # the last writer's shutdown head
     finally:
         store.close()
 

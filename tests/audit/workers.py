@@ -17,13 +17,16 @@ def create_signing_key(data_dir: str) -> str:
 
 def append_with_own_writer(url: str, count: int, tag: str, key_dir: str) -> int:
     """Run a writer of this process against ``url``; returns how many events it committed."""
-    from genesis.audit.checkpoints import CheckpointSigner
+    from genesis.audit.checkpoints import load_or_create_signing_key
     from genesis.audit.events import new_event
+    from genesis.audit.heads import HeadMaker, log_signer
     from genesis.audit.writer import AuditWriter
     from genesis.storage.audit_sql import open_audit_store
 
     store = open_audit_store(url)
-    writer = AuditWriter(store, batch_max=64, signer=CheckpointSigner.from_data_dir(Path(key_dir)))
+    signer = log_signer(load_or_create_signing_key(Path(key_dir)), "genesis.test/audit")
+    heads = HeadMaker(store, signer, head_log=Path(key_dir) / "audit-heads.log")
+    writer = AuditWriter(store, batch_max=64, heads=heads)
     try:
         tickets = [writer.submit(new_event("test.mp", actor=tag, message=f"{tag}-{i}")) for i in range(count)]
         return len([t.wait(60) for t in tickets])
@@ -61,3 +64,11 @@ def burn_cpu(stop: Any, seconds: float) -> None:
     while not stop.is_set() and time.monotonic() < deadline:
         for _ in range(200_000):
             pass
+
+
+def append_head_notes(path: str, tag: str, count: int) -> None:
+    """Append ``count`` notes of origin genesis.test/<tag> to the head log at ``path`` as fast as possible."""
+    from genesis.audit.headlog import append_note
+
+    for i in range(count):
+        append_note(Path(path), f"genesis.test/{tag}\n{i}\n{'x' * 300}\n\n\u2014 genesis.test/{tag} c2ln\n")

@@ -108,3 +108,87 @@ def test_public_key_is_pem(populated: Path) -> None:
     result = runner.invoke(app, ["audit", "public-key"])
     assert result.exit_code == 0
     assert result.output.startswith("-----BEGIN PUBLIC KEY-----")
+
+
+# --- the tree: heads, the head log, offline files ----------------------------------------------------
+
+
+def _tamper(db: Path, *statements: str) -> None:
+    conn = sqlite3.connect(db)
+    for trigger in ("audit_events_no_update", "audit_events_delete_archived_only", "audit_heads_no_delete",
+                    "audit_tree_no_delete"):
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+    for statement in statements:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+
+
+def _verify(*args: str) -> tuple[int, dict[str, object]]:
+    result = runner.invoke(app, ["audit", "verify", "--json", *args])
+    lines = _json_lines(result.output)
+    return result.exit_code, (lines[-1] if lines else {"output": result.output})
+
+
+def test_a_cut_tail_is_found_although_its_heads_remain(populated: Path) -> None:
+    """The issue's first finding: on main, deleting the newest events while their checkpoints stayed verified ok."""
+    code, report = _verify()
+    assert code == 0 and report["covered_seq"] == report["last_seq"]
+    last = int(report["last_seq"])  # type: ignore[call-overload]
+    _tamper(populated / "genesis.db", f"DELETE FROM audit_events WHERE seq > {last - 3}")
+    code, report = _verify()
+    assert (code, report["kind"], report["first_bad_seq"]) == (1, "truncated", last - 2)
+
+
+def test_a_cut_tail_whose_heads_and_tree_went_too_is_found_against_the_head_log(populated: Path) -> None:
+    code, report = _verify()
+    last = int(report["last_seq"])  # type: ignore[call-overload]
+    _tamper(populated / "genesis.db", f"DELETE FROM audit_events WHERE seq > {last - 3}",
+            f"DELETE FROM audit_heads WHERE size > {last - 3}", "DELETE FROM audit_tree")
+    code, alone = _verify()
+    assert code == 0, alone  # the database alone cannot tell ...
+    code, report = _verify("--against", str(populated / "audit-heads.log"))
+    assert (code, report["kind"], report["first_bad_seq"]) == (1, "truncated", last - 2)  # ... the head log can
+
+
+def test_an_export_file_verifies_with_no_database_and_its_tampering_is_named(populated: Path) -> None:
+    out = populated / "export.ndjson"
+    summary = json.loads(runner.invoke(app, ["audit", "export", str(out), "--json"]).output)
+    assert summary["tree_size"] == summary["last_seq"]
+    vkey = runner.invoke(app, ["audit", "public-key", "--vkey"]).output.strip()
+    (populated / "genesis.db").rename(populated / "moved.db")  # no database from here on
+    code, report = _verify("--file", str(out), "--key", vkey)
+    assert code == 0 and report["heads_in_file"] == 1 and report["covered_size"] == summary["last_seq"]
+    lines = out.read_bytes().splitlines(keepends=True)
+    out.write_bytes(b"".join([*lines[:-4], *lines[-2:]]))  # the last two events cut
+    code, report = _verify("--file", str(out), "--key", vkey)
+    assert (code, report["kind"], report["first_bad_seq"]) == (1, "truncated", summary["last_seq"] - 1)
+    code, report = _verify("--file", str(populated / "nothing.ndjson"), "--key", vkey)
+    assert code == 2
+    bad = runner.invoke(app, ["audit", "verify", "--file", str(out), "--key", "not-a-vkey"])
+    assert bad.exit_code == 2 and "vkey" in bad.output
+
+
+def test_verify_file_without_a_key_here_asks_for_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GENESIS_DATA_DIR", str(tmp_path / "empty"))
+    get_settings.cache_clear()
+    (tmp_path / "x.ndjson").write_text("{}\n")
+    result = runner.invoke(app, ["audit", "verify", "--file", str(tmp_path / "x.ndjson")])
+    assert result.exit_code == 2 and "--key VKEY" in result.output
+    assert not (tmp_path / "empty" / "audit-signing.key").exists()  # no key was made up to verify with
+    get_settings.cache_clear()
+
+
+def test_head_on_demand_is_a_note_the_printed_vkey_verifies(populated: Path) -> None:
+    from genesis.audit.note import open_checkpoint, parse_vkey
+
+    result = runner.invoke(app, ["audit", "head"])  # JSON: stdout is not a terminal here
+    assert result.exit_code == 0, result.output
+    note = _json_lines(result.output)[-1]["note"]
+    assert isinstance(note, str)
+    vkey = runner.invoke(app, ["audit", "public-key", "--vkey"]).output.strip()
+    opened = open_checkpoint(note, parse_vkey(vkey))
+    assert opened.origin.startswith("genesis-audit/")
+    events = _json_lines(runner.invoke(app, ["audit", "query", "--action", "audit.head", "--json"]).output)
+    assert events and events[-1]["seq"] <= opened.size  # the operator's request is inside the head it made
+    assert note in (populated / "audit-heads.log").read_text("utf-8")

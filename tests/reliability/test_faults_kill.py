@@ -126,10 +126,10 @@ def _verify(data_dir: Path) -> subprocess.Popen[str]:
 
 
 def _verify_in_process(data_dir: Path, db: Path) -> Any:
-    """What ``genesis audit verify`` checks (chain and signed checkpoints), without a process start."""
+    """What ``genesis audit verify`` checks (chain, tree and signed heads), without a process start."""
     store = open_audit_store(f"sqlite:///{db}")
     try:
-        return audit_trail.verify(store, hmac_key=None, public_keys=audit_trail.trusted_public_keys(data_dir))
+        return audit_trail.verify(store, hmac_key=None, keys=audit_trail.trusted_keys(data_dir, None))
     finally:
         store.close()
 

@@ -18,7 +18,7 @@ from genesis.storage.migrate import upgrade_database
 
 def _worker(url: str, seconds: float, threads: int, counter: mp.Value) -> None:  # type: ignore[valid-type]
     store = open_audit_store(url)
-    writer = AuditWriter(store, batch_max=2000, checkpoint_interval=3600, signer=None)
+    writer = AuditWriter(store, batch_max=2000)
     done = [0] * threads
     deadline = time.monotonic() + seconds
 

@@ -23,7 +23,9 @@ from typer.testing import CliRunner, Result
 
 from genesis.api.app import create_app
 from genesis.audit import new_event
-from genesis.audit.checkpoints import CheckpointSigner
+from genesis.audit.checkpoints import CheckpointSigner, load_or_create_signing_key
+from genesis.audit.heads import HeadMaker, log_signer
+from genesis.audit.trail import TrustedKeys
 from genesis.cli.main import app
 from genesis.config import Settings, get_settings
 from genesis.errors import ConfigurationError
@@ -176,7 +178,7 @@ def test_grant_is_idempotent_and_prints_what_it_granted(deployment: Deployment, 
     for table, privilege in acl:
         held.setdefault(table, set()).add(privilege)
     assert held["audit_events"] == {"SELECT", "INSERT"}
-    assert held["audit_checkpoints"] == {"SELECT", "INSERT"}
+    assert held["audit_checkpoints"] == held["audit_tree"] == held["audit_heads"] == {"SELECT", "INSERT"}
     assert held["audit_archives"] == {"SELECT"}
     assert held["prices"] == {"SELECT", "INSERT", "UPDATE", "DELETE"}
     assert held[partition_name(datetime.now(UTC))] == {"SELECT"}
@@ -218,11 +220,14 @@ def test_the_app_role_appends_to_the_trail_but_grants_refuse_rewriting_it(grante
     store = open_audit_store(granted.app_url)
     try:
         committed = store.append([new_event("role.test", actor="t", correlation_id=f"c{i}") for i in range(5)])
-        store.add_checkpoint(signer.sign(committed[-1].seq, committed[-1].hash, reason="test"))
-        report = verify(store, hmac_key=None, public_keys=[signer.public_key])
+        store.add_checkpoint(signer.sign(committed[-2].seq, committed[-2].hash, reason="test"))  # an old-style one
+        heads = HeadMaker(store, log_signer(load_or_create_signing_key(tmp_path / "keys")),
+                          head_log=tmp_path / "heads.log")
+        assert heads.make("on-demand") is not None  # the role may append the tree's heads
+        report = verify(store, hmac_key=None, keys=TrustedKeys(heads.verifier))
     finally:
         store.close()
-    assert report.ok and report.events_checked == 5 and report.checkpoints_matched == 1
+    assert report.ok and report.events_checked == 5 and report.checkpoints_matched == 2
     # The owner drops the append-only trigger: what still stops the service's role is the grants.
     with psycopg.connect(_dsn(granted.owner_url), autocommit=True) as owner:
         owner.execute("DROP TRIGGER audit_events_append_only ON audit_events")
@@ -235,6 +240,8 @@ def test_the_app_role_appends_to_the_trail_but_grants_refuse_rewriting_it(grante
         "INSERT INTO audit_archives (before_us, first_seq, last_seq, last_hash, digest, location, created_at_us) "
         "VALUES (1, 1, 5, 'h', 'd', 'l', 1)",
         "DELETE FROM audit_archives", "DROP TRIGGER audit_checkpoints_append_only ON audit_checkpoints",
+        "UPDATE audit_tree SET tree_size = 0", "DELETE FROM audit_tree", "TRUNCATE audit_tree",
+        "UPDATE audit_heads SET size = 0", "DELETE FROM audit_heads", "TRUNCATE audit_heads",
         "ALTER TABLE audit_events DISABLE TRIGGER ALL", "DROP TABLE audit_events",
         "CREATE TABLE audit_events_2199_01 PARTITION OF audit_events FOR VALUES FROM (0) TO (1)",
     ]

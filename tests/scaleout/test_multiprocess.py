@@ -104,7 +104,7 @@ def test_two_hosts_with_two_workers_each_write_one_gapless_chain(
 ) -> None:
     upgrade_database(pg_database_url)
     a_dir, b_dir = tmp_path / "a", tmp_path / "b"
-    CheckpointSigner.from_data_dir(a_dir)  # one checkpoint key for the deployment, copied to each host
+    CheckpointSigner.from_data_dir(a_dir)  # one signing key for the deployment, copied to each host
     b_dir.mkdir()
     shutil.copy2(a_dir / "audit-signing.key", b_dir / "audit-signing.key")
     env = _env(pg_database_url, redis_url)
@@ -118,7 +118,7 @@ def test_two_hosts_with_two_workers_each_write_one_gapless_chain(
     report = _verify(a_dir, pg_database_url)
     assert report["ok"], report
     assert report["events_checked"] >= len(load.ok)
-    assert report["checkpoints_matched"] >= 4  # every worker signed a shutdown checkpoint
+    assert report["checkpoints_matched"] >= 1 and report["covered_seq"] == report["last_seq"]  # the last shutdown head
 
 
 def test_a_worker_killed_under_load_loses_no_acknowledged_request(tmp_path: Path, pg_database_url: str) -> None:

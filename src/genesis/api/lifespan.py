@@ -24,7 +24,7 @@ from genesis import audit
 from genesis.audit import new_event, setup_logging
 from genesis.audit.monitor import ChainMonitor, ChainState
 from genesis.runtime import Runtime
-from genesis.services.audit_trail import trusted_public_keys
+from genesis.services.audit_trail import trusted_keys
 from genesis.storage.partitions import ensure_audit_partitions
 
 log = logging.getLogger("genesis.api")
@@ -130,8 +130,9 @@ async def _verify_continuously(runtime: Runtime, app: FastAPI) -> None:
             store = runtime.audit.store
             if store is not None:
                 if monitor is None or monitor.store is not store:
-                    keys = await asyncio.to_thread(trusted_public_keys, settings.data_dir, settings.audit_public_keys)
-                    monitor = app.state.chain_monitor = ChainMonitor(store, hmac_key=hmac_key, public_key=keys)
+                    keys = await asyncio.to_thread(trusted_keys, settings.data_dir, settings.audit_log_origin,
+                                                   settings.audit_public_keys)
+                    monitor = app.state.chain_monitor = ChainMonitor(store, hmac_key=hmac_key, keys=keys)
                 full = time.monotonic() - last_full >= FULL_VERIFY_SECONDS
                 state = await asyncio.to_thread(functools.partial(monitor.check, full=full))
                 if full:

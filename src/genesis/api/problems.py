@@ -25,6 +25,7 @@ from starlette.routing import Match
 
 from genesis import errors
 from genesis.audit.context import get_correlation_id
+from genesis.audit.heads import HeadRefused
 from genesis.errors import Forbidden, GenesisError, RateLimited, Unauthenticated, Unavailable
 from genesis.services.auth import LoginThrottled, OAuthError
 
@@ -67,6 +68,8 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {p.code: p for p in (
     ProblemType("method-not-allowed", 405, "Method not allowed",
                 "The path exists but not with this method; the `Allow` header lists the methods it takes."),
     _from_error(errors.Conflict, "The request conflicts with the stored state."),
+    _from_error(HeadRefused, "No tree head was signed: the stored tree does not extend the largest head already "
+                             "published (a rewritten or cut trail); see the server's ERROR log."),
     _from_error(errors.Unauthenticated, "Credentials are missing, malformed, expired or revoked."),
     _from_error(errors.Forbidden, "The token lacks a scope the operation needs."),
     _from_error(errors.TooLarge, "The body (or a list in it) is larger than the limit for this operation."),

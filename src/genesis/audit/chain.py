@@ -120,18 +120,30 @@ def prepare(event: AuditEvent) -> PendingLink:
 
 
 def seal(
-    items: Sequence[AuditEvent | PendingLink], head_seq: int, head_hash: str, hasher: ChainHasher
+    items: Sequence[AuditEvent | PendingLink],
+    head_seq: int,
+    head_hash: str,
+    hasher: ChainHasher,
+    leaves: list[bytes] | None = None,
 ) -> list[EventRow]:
-    """Rows for ``items`` appended after head ``(head_seq, head_hash)``, hashes filled in."""
+    """Rows for ``items`` appended after head ``(head_seq, head_hash)``, hashes filled in.
+
+    With ``leaves``, each row's Merkle leaf hash ``SHA-256(0x00 || canonical bytes)`` is appended
+    to it too (the bytes are at hand here; ``docs/audit-format.md``, "Leaves").
+    """
     prev_bytes = bytes.fromhex(head_hash)
     prev = head_hash
     seq = head_seq
     out: list[EventRow] = []
     digest = hasher.digest
+    sha = hashlib.sha256
     for item in items:
         link = item if isinstance(item, PendingLink) else prepare(item)
         seq += 1
-        raw = digest(prev_bytes, b"".join((link.head, prev.encode(), link.mid, str(seq).encode(), link.tail)))
+        body = b"".join((link.head, prev.encode(), link.mid, str(seq).encode(), link.tail))
+        raw = digest(prev_bytes, body)
+        if leaves is not None:
+            leaves.append(sha(b"\x00" + body).digest())
         h = raw.hex()
         out.append((seq, *link.row, prev, h))
         prev, prev_bytes = h, raw
@@ -160,6 +172,8 @@ class VerifyReport:
     kind: BreakKind | None = None
     first_bad_seq: int | None = None
     detail: str = ""
+    root: str = ""
+    """Merkle tree root of the first ``last_seq`` events (hex), when the tree was checked."""
 
     def to_dict(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}

@@ -1,29 +1,45 @@
-"""The NDJSON export format: header, checkpoints, events, trailer - one JSON object a line.
+"""The NDJSON export format: header, chain checkpoints, events, signed tree heads, trailer - one JSON object a line.
 
-Exports verify offline (``verify_export``) with only the trusted public key and,
-for keyed chains, the HMAC key. The format is specified in ``docs/audit-format.md``.
+Version 2 (``genesis-audit-export/2``, ``docs/audit-format.md`` section 5) writes each event as
+its canonical bytes with ``hash``, ``type`` (and, when asked, its inclusion ``proof``) added before
+the closing brace, so that an offline verifier hashes the bytes it reads instead of re-encoding
+them, and ends with the signed tree head that covers its last event. They verify offline with
+``genesis.audit.exportfile`` (standard library and ``cryptography`` only). Version 1 files
+(no tree) are still read here (:class:`ExportReader`), e.g. by the migration that builds the tree.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import operator
 import os
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
 import orjson
 
-from genesis.audit.chain import VerifyReport, verify_chain
-from genesis.audit.checkpoints import Checkpoint, PublicKeys
-from genesis.audit.events import EVENT_COLUMNS, Col, EventRow
+from genesis.audit.checkpoints import Checkpoint
+from genesis.audit.events import EVENT_COLUMNS, Col, EventRow, canonical_bytes
+from genesis.audit.merkle import Frontier
 from genesis.timeutil import now_us
 
-EXPORT_FORMAT: Final = "genesis-audit-export/1"
+EXPORT_FORMAT_V1: Final = "genesis-audit-export/1"
+EXPORT_FORMAT: Final = "genesis-audit-export/2"
 _COLUMNS: Final = operator.itemgetter(*EVENT_COLUMNS)
+
+ProofSource = Callable[[Sequence[int]], list[list[bytes]]]
+"""Inclusion proofs of leaf indices (seq - 1) in the tree of the export's last head, in order."""
+
+
+def _escape_separators(line: bytes) -> bytes:
+    if b"\xe2\x80" in line or b"\xc2\x85" in line:
+        line = line.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+        line = line.replace(b"\xc2\x85", b"\\u0085")
+    return line
 
 
 def ndjson_line(obj: Any, *, lenient: bool = False) -> bytes:
@@ -35,10 +51,19 @@ def ndjson_line(obj: Any, *, lenient: bool = False) -> bytes:
         line = orjson.dumps(obj, default=str, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS)
     else:
         line = orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE)
-    if b"\xe2\x80" in line or b"\xc2\x85" in line:
-        line = line.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-        line = line.replace(b"\xc2\x85", b"\\u0085")
-    return line
+    return _escape_separators(line)
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+def event_line(row: EventRow, proof: Sequence[bytes] | None = None) -> bytes:
+    """An event line of format 2: the canonical bytes, ``hash``, ``type`` (and ``proof``) before the last brace."""
+    extra = b',"hash":"' + row[Col.HASH].encode("ascii") + b'","type":"event"'
+    if proof is not None:
+        extra += b',"proof":[' + b",".join(b'"' + base64.b64encode(h) + b'"' for h in proof) + b"]"
+    return _escape_separators(canonical_bytes(row)[:-1] + extra + b"}\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +76,8 @@ class ExportSummary:
     first_seq: int | None
     last_seq: int | None
     last_hash: str
+    tree_size: int | None = None
+    """Size of the signed tree head the export ends with (None: none)."""
 
 
 @dataclass(slots=True)
@@ -63,70 +90,90 @@ class ExportTally:
     last_hash: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ExportStart:
+    """Where an export starts: its first seq, the chain hash before it and the tree's frontier there."""
+
+    seq: int
+    prev_hash: str
+    frontier: Frontier
+
+
 def export_lines(
     rows: Iterable[EventRow],
     *,
-    start_seq: int,
-    start_prev_hash: str,
+    start: ExportStart,
     hash_algorithm: str,
+    origin: str | None = None,
+    vkey: str | None = None,
     checkpoints: Iterable[Checkpoint] = (),
+    heads: Sequence[str] = (),
+    proofs: ProofSource | None = None,
     key_id: str | None = None,
     public_key_pem: str | None = None,
     tally: ExportTally | None = None,
+    proof_chunk: int = 1000,
 ) -> Iterator[bytes]:
-    """The export format line by line: header, checkpoints, events, end (constant memory).
+    """The export format line by line: header, checkpoints, events, heads, end (constant memory).
 
-    Used both for files (:func:`write_export`) and for streamed HTTP exports.
+    Used both for files (:func:`write_export`) and for streamed HTTP exports. ``heads`` are signed
+    notes, ascending by size; the last one should cover the last event. With ``proofs``, each event
+    carries its inclusion proof in the tree of the last head.
     """
     tally = tally if tally is not None else ExportTally()
-    tally.last_hash = start_prev_hash
+    tally.last_hash = start.prev_hash
     yield ndjson_line({
         "type": "header", "format": EXPORT_FORMAT, "hash_algorithm": hash_algorithm,
-        "start_seq": start_seq, "start_prev_hash": start_prev_hash, "created_at_us": now_us(),
-        "key_id": key_id, "public_key": public_key_pem,
+        "start_seq": start.seq, "start_prev_hash": start.prev_hash,
+        "start_frontier": [b64(h) for h in start.frontier.hashes], "origin": origin, "vkey": vkey,
+        "created_at_us": now_us(), "key_id": key_id, "public_key": public_key_pem,
     })  # fmt: skip
     for cp in sorted(checkpoints, key=lambda c: (c.seq, c.created_at_us)):
         yield ndjson_line({"type": "checkpoint", **cp.to_dict()})
-    for row in rows:
-        obj: dict[str, Any] = {"type": "event"}
-        obj.update(zip(EVENT_COLUMNS, row, strict=True))
-        yield ndjson_line(obj)
-        tally.count += 1
-        tally.first_seq = row[Col.SEQ] if tally.first_seq is None else tally.first_seq
-        tally.last_seq, tally.last_hash = row[Col.SEQ], row[Col.HASH]
+    for chunk in _chunks(rows, proof_chunk):
+        chunk_proofs = proofs([row[Col.SEQ] - 1 for row in chunk]) if proofs is not None else None
+        for i, row in enumerate(chunk):
+            yield event_line(row, chunk_proofs[i] if chunk_proofs is not None else None)
+        tally.count += len(chunk)
+        tally.first_seq = chunk[0][Col.SEQ] if tally.first_seq is None else tally.first_seq
+        tally.last_seq, tally.last_hash = chunk[-1][Col.SEQ], chunk[-1][Col.HASH]
+    for note in heads:
+        yield ndjson_line({"type": "head", "note": note})
     yield ndjson_line({"type": "end", "count": tally.count, "last_seq": tally.last_seq,
                        "last_hash": tally.last_hash})
 
 
-def write_export(
-    path: Path,
-    rows: Iterable[EventRow],
-    *,
-    start_seq: int,
-    start_prev_hash: str,
-    hash_algorithm: str,
-    checkpoints: Iterable[Checkpoint] = (),
-    key_id: str | None = None,
-    public_key_pem: str | None = None,
-) -> ExportSummary:
-    """Write an export atomically (temp file, fsync, rename) and return its digest."""
+def _chunks(rows: Iterable[EventRow], size: int) -> Iterator[list[EventRow]]:
+    chunk: list[EventRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def write_export(path: Path, lines: Iterable[bytes], *, tally: ExportTally, tree_size: int | None) -> ExportSummary:
+    """Write export ``lines`` atomically (temp file, fsync, rename) and return the file's digest."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     digest = hashlib.sha256()
-    tally = ExportTally()
-    with open(tmp, "wb") as out:
-        for line in export_lines(
-            rows, start_seq=start_seq, start_prev_hash=start_prev_hash, hash_algorithm=hash_algorithm,
-            checkpoints=checkpoints, key_id=key_id, public_key_pem=public_key_pem, tally=tally,
-        ):
-            digest.update(line)
-            out.write(line)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as out:
+            for line in lines:
+                digest.update(line)
+                out.write(line)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(path.parent)
-    return ExportSummary(path, digest.hexdigest(), tally.count, tally.first_seq, tally.last_seq, tally.last_hash)
+    return ExportSummary(path, digest.hexdigest(), tally.count, tally.first_seq, tally.last_seq, tally.last_hash,
+                         tree_size)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -145,7 +192,7 @@ def file_digest(path: Path) -> str:
 
 @dataclass
 class ExportReader:
-    """Streams an export: the header and checkpoints up front, then the events."""
+    """Streams an export of format 1 (no tree): the header and checkpoints up front, then the events."""
 
     handle: IO[bytes]
     header: dict[str, Any] = field(default_factory=dict)
@@ -157,8 +204,8 @@ class ExportReader:
     def open(cls, handle: IO[bytes]) -> ExportReader:
         reader = cls(handle)
         reader.header = orjson.loads(handle.readline() or b"{}")
-        if reader.header.get("format") != EXPORT_FORMAT:
-            raise ValueError(f"not a {EXPORT_FORMAT} file")
+        if reader.header.get("format") != EXPORT_FORMAT_V1:
+            raise ValueError(f"not a {EXPORT_FORMAT_V1} file")
         for line in handle:
             obj = orjson.loads(line)
             if obj.get("type") != "checkpoint":
@@ -186,45 +233,3 @@ class ExportReader:
                     yield columns(item)
                 except KeyError:  # a column is missing: yield what is there, the chain will not verify
                     yield tuple(item.get(name) for name in EVENT_COLUMNS)
-
-
-def verify_export(
-    path: Path,
-    *,
-    hmac_key: bytes | str | None = None,
-    public_key: PublicKeys = None,
-    expected_digest: str | None = None,
-) -> VerifyReport:
-    """Verify an export file offline: digest (when given), chain, checkpoints and trailer."""
-    if expected_digest is not None and file_digest(path) != expected_digest:
-        return VerifyReport(False, 0, 0, "", 0, 0, public_key is not None, "modified", None,
-                            "file digest differs from the recorded archive digest")  # fmt: skip
-    with open(path, "rb") as fh:
-        try:
-            reader = ExportReader.open(fh)
-        except (ValueError, orjson.JSONDecodeError) as exc:
-            return VerifyReport(False, 0, 0, "", 0, 0, public_key is not None, "modified", None, str(exc))
-        start_seq = int(reader.header["start_seq"])
-        try:
-            report = verify_chain(
-                reader.rows(),
-                start_prev_hash=str(reader.header["start_prev_hash"]),
-                start_seq=start_seq,
-                hmac_key=hmac_key,
-                checkpoints=reader.checkpoints,
-                public_key=public_key,
-            )
-        except (ValueError, orjson.JSONDecodeError) as exc:  # a damaged line among the events
-            return VerifyReport(False, 0, 0, "", 0, 0, public_key is not None, "modified", None, str(exc))
-        if not report.ok:
-            return report
-        trailer = reader.trailer
-        if (
-            trailer is None
-            or trailer.get("last_hash") != report.head_hash
-            or trailer.get("count") != (report.events_checked)
-        ):
-            return VerifyReport(False, report.events_checked, report.last_seq, report.head_hash,
-                                report.checkpoints_matched, report.covered_seq, report.signatures_checked,
-                                "truncated", report.last_seq + 1, "export trailer missing or inconsistent")  # fmt: skip
-        return report

@@ -147,6 +147,47 @@ class Frontier:
             out += self.append(leaf)
         return out
 
+    def extend_packed(self, leaves: Iterable[bytes]) -> bytes:
+        """Append several leaf hashes; return every perfect subtree completed, concatenated in order.
+
+        The same nodes as :meth:`extend`, as one byte string of 32-byte hashes (what storage keeps
+        per batch: node ``(level, index)`` is at position :func:`emission_index` counted from
+        ``emitted_before(size)`` of the size the batch started at). The caller checks leaf lengths.
+        """
+        out = bytearray()
+        n = self._size
+        hashes = self._hashes
+        for h in leaves:
+            out += h
+            m = n
+            while m & 1:
+                h = _sha256(b"\x01" + hashes.pop() + h).digest()
+                out += h
+                m >>= 1
+            hashes.append(h)
+            n += 1
+        self._size = n
+        return bytes(out)
+
+    def push_subtree(self, level: int, node: bytes) -> None:
+        """Append the perfect subtree of ``2**level`` leaves whose hash is ``node`` (the size must be a multiple).
+
+        What joins the frontiers of aligned ranges computed apart (a parallel verifier's chunks).
+
+        Raises:
+            ValueError: the size is not a multiple of ``2**level``, or ``node`` is not 32 bytes.
+        """
+        if level < 0 or self._size & ((1 << level) - 1):
+            raise ValueError(f"a subtree of 2**{level} leaves cannot follow {self._size} leaves")
+        _check_hash("a subtree hash", node)
+        n = self._size >> level
+        hashes = self._hashes
+        while n & 1:
+            node = _sha256(b"\x01" + hashes.pop() + node).digest()
+            n >>= 1
+        hashes.append(node)
+        self._size += 1 << level
+
     def push(self, leaf: bytes) -> None:
         """Append one leaf hash without reporting nodes (what a verifier needs; the caller checks its length)."""
         n = self._size
@@ -265,6 +306,30 @@ class MemoryTree:
         return consistency_proof(self.nodes, old_size, self.size if new_size is None else new_size)
 
 
+def emitted_before(size: int) -> int:
+    """How many perfect nodes the first ``size`` appends report: ``size`` leaves and ``size - popcount(size)`` inner.
+
+    (The inner nodes of levels >= 1 completed by ``size`` leaves number ``sum(size >> l for l >= 1)``,
+    which is ``size - popcount(size)``.)
+    """
+    return 2 * size - size.bit_count()
+
+
+def emission_index(level: int, index: int) -> int:
+    """Position of perfect node ``(level, index)`` in the sequence of every node appends report.
+
+    The node is completed by the append of leaf ``L = (index + 1) * 2**level - 1``, which reports
+    its leaf first and then one node per level up to this one.
+    """
+    last = ((index + 1) << level) - 1
+    return emitted_before(last) + level
+
+
+def completing_leaf(level: int, index: int) -> int:
+    """The leaf whose append completes perfect node ``(level, index)``."""
+    return ((index + 1) << level) - 1
+
+
 # --- proof construction ------------------------------------------------------------------
 
 
@@ -319,6 +384,17 @@ def _consistency_ranges(old_size: int, new_size: int) -> list[tuple[int, int]]:
         out.append((begin, end))
     out.reverse()
     return out
+
+
+def inclusion_nodes(index: int, size: int) -> list[NodeId]:
+    """The stored perfect nodes an inclusion proof of ``index`` in ``size`` leaves is built from.
+
+    For readers that fetch many proofs at once (an export with proofs): read the union of these
+    ids in one batch, then build each proof from a reader that answers from that batch.
+    """
+    if not 0 <= index < size:
+        raise ProofError(f"leaf {index} is not in a tree of size {size}")
+    return [node for begin, end in _inclusion_ranges(index, size) for node in perfect_cover(begin, end)]
 
 
 def _read(reader: NodeReader, ids: Sequence[NodeId]) -> list[bytes]:

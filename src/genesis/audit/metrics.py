@@ -44,6 +44,14 @@ AUDIT_FAILURES = _get(
 AUDIT_CHECKPOINTS = _get(
     Counter, "genesis_audit_checkpoints_total", "Signed checkpoints written, by reason.", labelnames=("reason",)
 )
+AUDIT_HEADS = _get(
+    Counter, "genesis_audit_heads_total", "Signed tree heads made by this process, by reason.", labelnames=("reason",)
+)
+AUDIT_HEAD_SIZE = _get(Gauge, "genesis_audit_head_size", "Tree size of the last signed tree head this process made.")
+AUDIT_HEAD_REFUSALS = _get(
+    Counter, "genesis_audit_head_refusals_total",
+    "Signed tree heads refused because the tree does not extend the latest signed head (rewritten or cut trail).",
+)
 LOG_SINK_ERRORS = _get(
     Counter, "genesis_log_sink_errors_total", "Failed writes of a log batch, by sink.", labelnames=("sink",)
 )
@@ -58,7 +66,8 @@ AUDIT_CHAIN_VERIFIED = _get(
 )
 AUDIT_VERIFIED_SEQ = _get(Gauge, "genesis_audit_chain_verified_seq", "Last sequence number verified on schedule.")
 AUDIT_CHECKPOINT_AGE = _get(
-    Gauge, "genesis_audit_chain_last_checkpoint_age_seconds", "Age of the newest signed checkpoint at the last check."
+    Gauge, "genesis_audit_chain_last_checkpoint_age_seconds",
+    "Age of the newest signed tree head (or, on a trail without heads, checkpoint) at the last check.",
 )
 # Unknown until a scheduled check has run (or when checks are off): NaN, so that an alert on
 # "verified == 0" fires for a broken chain only, not for a worker that has not looked yet.

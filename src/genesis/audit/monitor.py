@@ -1,12 +1,13 @@
-"""Continuous self-verification: the chain is re-verified on a schedule and its state exported as metrics.
+"""Continuous self-verification: the trail is re-verified on a schedule and its state exported as metrics.
 
 ``genesis audit verify`` answers when someone asks; ``ChainMonitor`` asks all the time, so a
 rewritten, deleted or truncated event shows up on a dashboard and in the logs within one interval
 instead of at the next audit. A check is incremental: the first verifies from the chain's
 boundary (genesis or the last archive) to the head, later ones only the events appended since
-the last verified one, continuing from its hash, and hold them against the signed checkpoints in
-that range. An incremental check cannot see an edit to what it already verified, so the caller
-asks for a full check now and then (``check(full=True)``: the runtime does hourly).
+the last verified one, continuing from its hash and the tree's frontier there, and hold them
+against the signed tree heads (and old chain checkpoints) from there on. An incremental check
+cannot see an edit to what it already verified, so the caller asks for a full check now and then
+(``check(full=True)``: the runtime does hourly).
 
 Metrics: ``genesis_audit_chain_verified`` (1 ok, 0 broken), ``genesis_audit_chain_verified_seq``,
 ``genesis_audit_chain_last_checkpoint_age_seconds``.
@@ -19,11 +20,11 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from genesis.audit.chain import VerifyReport, verify_chain
-from genesis.audit.checkpoints import PublicKeys
+from genesis.audit.chain import VerifyReport
 from genesis.audit.events import EventRow
 from genesis.audit.metrics import AUDIT_CHAIN_VERIFIED, AUDIT_CHECKPOINT_AGE, AUDIT_VERIFIED_SEQ
 from genesis.audit.store import AuditStore
+from genesis.audit.trail import TrustedKeys, verify_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +64,10 @@ class ChainMonitor:
     """Incremental verification of one store's chain; thread-safe, one check at a time."""
 
     def __init__(self, store: AuditStore, *, hmac_key: bytes | str | None = None,
-                 public_key: PublicKeys = None) -> None:
+                 keys: TrustedKeys | None = None) -> None:
         self.store = store
         self.hmac_key = hmac_key
-        self.public_key = public_key
+        self.keys = keys
         self._lock = threading.Lock()
         self._seq = -1  # nothing verified yet
         self._hash = ""
@@ -80,18 +81,15 @@ class ChainMonitor:
                 self._seq, self._hash = boundary.seq, boundary.hash
             head = self.store.head()
             if head.seq < self._seq:
-                report = VerifyReport(False, 0, head.seq, head.hash, 0, self._seq, self.public_key is not None,
+                report = VerifyReport(False, 0, head.seq, head.hash, 0, self._seq, self.keys is not None,
                                       "truncated", head.seq + 1,
                                       f"the head went back from seq {self._seq} to {head.seq}")
                 return self._record(ChainState(False, self._seq, 0, report))
-            start = self._seq + 1
-            report = verify_chain(
+            report = verify_store(
+                self.store, keys=self.keys, hmac_key=self.hmac_key, start_seq=self._seq + 1,
                 # Small chunks: a serving worker should not hold thousands of rows for a background check.
-                _gently(self.store.iter_rows(start_seq=start, end_seq=head.seq, chunk=MONITOR_CHUNK_ROWS)),
-                start_prev_hash=self._hash,
-                start_seq=start, hmac_key=self.hmac_key,
-                checkpoints=self.store.checkpoints(min_seq=self._seq, max_seq=head.seq), public_key=self.public_key,
-            )
+                pace=_gently, chunk=MONITOR_CHUNK_ROWS,
+            )  # fmt: skip
             if report.ok:
                 self._seq, self._hash = report.last_seq, report.head_hash
             self._checkpoint_age()
@@ -104,7 +102,12 @@ class ChainMonitor:
         return state
 
     def _checkpoint_age(self) -> None:
-        latest = self.store.checkpoints(min_seq=self._seq) or self.store.checkpoints()
-        if latest:
+        head = self.store.latest_head()
+        if head is not None:
+            newest = head.created_at_us
+        else:  # a trail from before signed tree heads: its chain checkpoints
+            latest = self.store.checkpoints(min_seq=self._seq) or self.store.checkpoints()
+            if not latest:
+                return
             newest = max(cp.created_at_us for cp in latest)
-            AUDIT_CHECKPOINT_AGE.set(max(0.0, time.time() - newest / 1e6))
+        AUDIT_CHECKPOINT_AGE.set(max(0.0, time.time() - newest / 1e6))

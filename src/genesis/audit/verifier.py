@@ -27,9 +27,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Final, Literal
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from genesis.audit.canonical import canonical_json
 from genesis.audit.merkle import Frontier, ProofError, leaf_hash, verify_consistency, verify_inclusion
@@ -42,6 +46,9 @@ GENESIS_HASH: Final = "0" * 64
 
 Encoder = Callable[[Sequence[Any]], bytes]
 """A row's canonical bytes; raises TypeError or ValueError for a row that has none."""
+
+Anchor = tuple[int, str]
+"""``(seq, hash)`` that a verified signature vouches for: a chain checkpoint of a trail older than its tree."""
 
 BreakKind = Literal["modified", "deleted", "inserted", "reordered", "truncated", "forged", "bad_checkpoint"]
 
@@ -68,8 +75,8 @@ class TrailReport:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-class _Link:
-    """SHA-256 or HMAC-SHA256 chain links (HMAC pads precomputed, as ``ChainHasher``)."""
+class ChainLink:
+    """SHA-256 or HMAC-SHA256 chain links (HMAC pads precomputed, as ``ChainHasher``): ``digest(prev || body)``."""
 
     def __init__(self, hmac_key: bytes | str | None) -> None:
         if isinstance(hmac_key, str):
@@ -93,6 +100,44 @@ class _Link:
         return digest
 
 
+CHAIN_CHECKPOINT_PREFIX: Final = "genesis-audit-checkpoint/v1"
+
+
+def chain_key_id(public_key: Ed25519PublicKey) -> str:
+    """The key id of a chain checkpoint: the first 16 hex digits of SHA-256 over the raw public key."""
+    return hashlib.sha256(public_key.public_bytes(Encoding.Raw, PublicFormat.Raw)).hexdigest()[:16]
+
+
+def open_chain_checkpoints(
+    checkpoints: Iterable[Mapping[str, Any]], public_keys: Sequence[Ed25519PublicKey]
+) -> list[Anchor]:
+    """Verify chain checkpoints (``docs/audit-format.md`` section 4) and return what they vouch for.
+
+    Each checkpoint is a mapping with ``seq``, ``head_hash``, ``created_at_us``, ``key_id`` and
+    ``signature`` (an export's checkpoint line, or a row of ``audit_checkpoints``).
+
+    Raises:
+        ValueError: a checkpoint is malformed, names no trusted key or its signature does not verify.
+    """
+    keys = {chain_key_id(k): k for k in public_keys}
+    anchors: list[Anchor] = []
+    for cp in checkpoints:
+        seq, head_hash, created = cp.get("seq"), cp.get("head_hash"), cp.get("created_at_us")
+        if type(seq) is not int or type(created) is not int or not isinstance(head_hash, str):
+            raise ValueError(f"a chain checkpoint is malformed: {dict(cp)!r:.200}")
+        key = keys.get(str(cp.get("key_id")))
+        if key is None:
+            raise ValueError(f"the chain checkpoint at seq {seq} names no trusted key ({cp.get('key_id')!r})")
+        payload = f"{CHAIN_CHECKPOINT_PREFIX}\n{seq}\n{head_hash}\n{created}\n".encode()
+        try:
+            key.verify(bytes.fromhex(str(cp.get("signature"))), payload)
+        except (InvalidSignature, ValueError):
+            raise ValueError(f"the chain checkpoint at seq {seq} (key {cp.get('key_id')}) has no valid signature") \
+                from None
+        anchors.append((seq, head_hash))
+    return anchors
+
+
 def _trusted_key(log_key: NoteVerifier | str) -> NoteVerifier:
     return parse_vkey(log_key) if isinstance(log_key, str) else log_key
 
@@ -100,8 +145,9 @@ def _trusted_key(log_key: NoteVerifier | str) -> NoteVerifier:
 def verify_trail(
     rows: Iterable[Sequence[Any]],
     *,
-    log_key: NoteVerifier | str,
-    checkpoints: Iterable[str | bytes] = (),
+    log_key: NoteVerifier | str | None,
+    checkpoints: Iterable[str | bytes | SignedCheckpoint] = (),
+    anchors: Iterable[Anchor] = (),
     origin: str | None = None,
     witnesses: Sequence[NoteVerifier] = (),
     witness_quorum: int = 0,
@@ -115,8 +161,13 @@ def verify_trail(
 
     Args:
         rows: stored rows in ``EVENT_COLUMNS`` order (18 values, ``hash`` last), ascending by seq.
-        log_key: the log's trusted key (a :class:`NoteVerifier` or its vkey text), obtained out of band.
-        checkpoints: signed checkpoint notes, in any order; each must verify under ``log_key``.
+        log_key: the log's trusted key (a :class:`NoteVerifier` or its vkey text), obtained out of band;
+            None checks the chain alone (no signed checkpoint may then be given as a note).
+        checkpoints: signed checkpoint notes, in any order; each must verify under ``log_key`` (an already
+            opened :class:`SignedCheckpoint` is taken as verified: its caller opened it with the same key).
+        anchors: ``(seq, hash)`` pairs whose signatures the caller verified (the chain checkpoints of
+            ``docs/audit-format.md`` section 4, which trails kept before they had a tree): the chain
+            hash at each seq must be that hash.
         origin: the expected origin of the checkpoints (default: the key's name).
         witnesses: trusted witness keys; ``witness_quorum`` of them must cosign every checkpoint.
         hmac_key: the chain's key when it was written with ``hmac-sha256``.
@@ -133,7 +184,7 @@ def verify_trail(
             header's values with this before calling it tampering.
         NoteError: ``log_key`` is not a valid vkey.
     """
-    key = _trusted_key(log_key)
+    key = _trusted_key(log_key) if log_key is not None else None
     if type(start_seq) is not int or start_seq < 1:
         raise ValueError(f"start_seq must be a positive integer, got {start_seq!r}")
     if not isinstance(start_prev_hash, str) or not _HEX64.fullmatch(start_prev_hash):
@@ -149,27 +200,39 @@ def verify_trail(
 
     heads: list[SignedCheckpoint] = []
     for note in checkpoints:
-        try:
-            head = open_checkpoint(note, key, origin=origin, witnesses=witnesses, witness_quorum=witness_quorum)
-        except NoteError as exc:
-            return TrailReport(False, 0, base, start_prev_hash, frontier.root().hex(), 0, base, "bad_checkpoint",
-                               None, f"a checkpoint does not verify: {exc}")  # fmt: skip
+        if isinstance(note, SignedCheckpoint):
+            head = note
+        elif key is None:
+            raise ValueError("signed checkpoints need the log key to be checked")
+        else:
+            try:
+                head = open_checkpoint(note, key, origin=origin, witnesses=witnesses, witness_quorum=witness_quorum)
+            except NoteError as exc:
+                return TrailReport(False, 0, base, start_prev_hash, frontier.root().hex(), 0, base, "bad_checkpoint",
+                                   None, f"a checkpoint does not verify: {exc}")  # fmt: skip
         if head.size >= base:  # smaller heads cover archived history only
             heads.append(head)
     heads.sort(key=lambda h: h.size)
-    walk = _Walk(frontier, heads, base, start_prev_hash)
+    marks = sorted((seq, h) for seq, h in anchors if seq >= base)
+    walk = _Walk(frontier, heads, marks, base, start_prev_hash)
     if not walk.check_heads(base):
         return walk.report(0, "forged", base, f"the tree root at the boundary {base} differs from a signed checkpoint")
-    return walk.run(iter(rows), _Link(hmac_key), encoder)
+    if not walk.check_anchors(base, start_prev_hash):
+        return walk.report(0, "forged", base, f"the chain hash at the boundary {base} differs from a signed checkpoint")
+    return walk.run(iter(rows), ChainLink(hmac_key), encoder)
 
 
 class _Walk:
     """The state of one :func:`verify_trail` pass."""
 
-    def __init__(self, frontier: Frontier, heads: list[SignedCheckpoint], base: int, prev_hex: str) -> None:
+    def __init__(
+        self, frontier: Frontier, heads: list[SignedCheckpoint], anchors: list[Anchor], base: int, prev_hex: str
+    ) -> None:
         self.frontier = frontier
         self.heads = heads
         self.next_head = 0
+        self.anchors = anchors
+        self.next_anchor = 0
         self.matched = 0
         self.covered = base
         self.base = base
@@ -191,6 +254,27 @@ class _Walk:
             self.covered = size
         return True
 
+    def check_anchors(self, seq: int, chain_hash: str) -> bool:
+        """Hold every anchor at ``seq`` against the chain hash there."""
+        anchors = self.anchors
+        i = self.next_anchor
+        while i < len(anchors) and anchors[i][0] == seq:
+            if anchors[i][1] != chain_hash:
+                return False
+            self.matched += 1
+            i += 1
+        if i != self.next_anchor:
+            self.next_anchor = i
+            self.covered = max(self.covered, seq)
+        return True
+
+    def next_mark(self) -> int:
+        """The next seq at which a head or an anchor is checked (-1: none)."""
+        marks = [self.heads[self.next_head].size] if self.next_head < len(self.heads) else []
+        if self.next_anchor < len(self.anchors):
+            marks.append(self.anchors[self.next_anchor][0])
+        return min(marks) if marks else -1
+
     def sync(self, last: int, hashes: list[bytes], prev_hex: str) -> None:
         """Record where the walk is: ``last`` rows in, the frontier ``hashes`` and chain head ``prev_hex``."""
         self.frontier = Frontier(last, hashes)
@@ -200,13 +284,12 @@ class _Walk:
         return TrailReport(kind is None, checked, self.last, self.prev_hex, self.frontier.root().hex(), self.matched,
                            self.covered, kind, seq, detail)  # fmt: skip
 
-    def run(self, it: Iterator[Sequence[Any]], link: _Link, encode: Encoder) -> TrailReport:
+    def run(self, it: Iterator[Sequence[Any]], link: ChainLink, encode: Encoder) -> TrailReport:
         sha = hashlib.sha256
         keyed = link.inner is not None
         # Frontier.push inlined on a local list: this loop is the verifier's whole cost (bench/tree.py).
         hashes = list(self.frontier.hashes)
-        heads = self.heads
-        next_size = heads[self.next_head].size if self.next_head < len(heads) else -1
+        next_size = self.next_mark()
         exp = self.base + 1
         prev_hex = self.prev_hex
         prev_bytes = bytes.fromhex(prev_hex)
@@ -237,20 +320,25 @@ class _Walk:
                     return self.report(exp - self.base, "forged", covered + 1,
                                        f"the tree root at size {exp} differs from the signed checkpoint: "
                                        f"rows after seq {covered} were rewritten")  # fmt: skip
-                next_size = heads[self.next_head].size if self.next_head < len(heads) else -1
+                if not self.check_anchors(exp, prev_hex):
+                    return self.report(exp - self.base, "forged", covered + 1,
+                                       f"the chain hash at seq {exp} differs from a signed chain checkpoint: "
+                                       f"rows after seq {covered} were rewritten")  # fmt: skip
+                next_size = self.next_mark()
             exp += 1
         self.sync(exp - 1, hashes, prev_hex)
-        if self.next_head < len(heads):
+        if self.next_head < len(self.heads) or self.next_anchor < len(self.anchors):
+            largest = max([h.size for h in self.heads] + [seq for seq, _ in self.anchors])
             return self.report(
                 exp - 1 - self.base,
                 "truncated",
                 exp,
-                f"the rows end at seq {exp - 1} but a signed checkpoint has size {heads[-1].size}",
+                f"the rows end at seq {exp - 1} but a signed checkpoint vouches for seq {largest}",
             )
         return self.report(exp - 1 - self.base, None, None, "")
 
 
-def _self_consistent(r: Sequence[Any], link: _Link, encode: Encoder) -> bool:
+def _self_consistent(r: Sequence[Any], link: ChainLink, encode: Encoder) -> bool:
     try:
         return bool(link.digest(bytes.fromhex(r[16]) + encode(r)).hex() == r[17])
     except (TypeError, ValueError, IndexError):
@@ -258,7 +346,7 @@ def _self_consistent(r: Sequence[Any], link: _Link, encode: Encoder) -> bool:
 
 
 def _classify(
-    r: Sequence[Any], exp: int, prev_hex: str, it: Iterator[Sequence[Any]], link: _Link, encode: Encoder
+    r: Sequence[Any], exp: int, prev_hex: str, it: Iterator[Sequence[Any]], link: ChainLink, encode: Encoder
 ) -> tuple[BreakKind, str]:
     """Name the first break the way ``docs/audit-format.md`` section 7 does, one row of look-ahead."""
     nxt = next(it, None)

@@ -6,6 +6,10 @@ single durable transaction, then releases every waiter of the batch at once. Whi
 commits the next accumulates, so no artificial delay is needed. Nothing is
 acknowledged before its batch is committed; when the store fails, each waiter
 of that batch gets :class:`~genesis.errors.Unavailable` and the thread carries on.
+
+With a :class:`~genesis.audit.heads.HeadMaker`, the thread also makes the signed tree heads of
+the trail: at start and at close when events were appended since the latest head, and on a
+schedule (the maker keeps one cadence for every writer of the deployment).
 """
 
 from __future__ import annotations
@@ -20,11 +24,10 @@ import weakref
 from collections.abc import Sequence
 
 from genesis.audit.chain import PendingLink, prepare
-from genesis.audit.checkpoints import CheckpointSigner
 from genesis.audit.events import AuditEvent
+from genesis.audit.heads import HeadMaker, HeadRefused
 from genesis.audit.metrics import (
     AUDIT_BATCH_SIZE,
-    AUDIT_CHECKPOINTS,
     AUDIT_COMMIT_SECONDS,
     AUDIT_FAILURES,
     AUDIT_HEAD_SEQ,
@@ -34,7 +37,8 @@ from genesis.audit.store import AuditStore
 from genesis.errors import Unavailable
 
 log = logging.getLogger("genesis.audit.writer")
-_CHECKPOINT_RETRY_SECONDS = 5.0
+_HEAD_RETRY_SECONDS = 5.0
+_HEAD_CHECKS_PER_INTERVAL = 4  # a worker looks this often per interval; the maker decides whether one is due
 
 
 class _Batch:
@@ -116,14 +120,14 @@ class AuditWriter:
         store: AuditStore,
         *,
         batch_max: int = 2000,
-        checkpoint_interval: float = 3600.0,
-        signer: CheckpointSigner | None = None,
+        heads: HeadMaker | None = None,
+        head_interval: float = 60.0,
         name: str = "genesis-audit-writer",
     ) -> None:
         self.store = store
         self.batch_max = max(1, batch_max)
-        self.checkpoint_interval = checkpoint_interval
-        self.signer = signer
+        self.heads = heads
+        self.head_check_seconds = max(0.05, head_interval / _HEAD_CHECKS_PER_INTERVAL)
         # A plain lock around a few list operations and an Event for wake-ups, set
         # outside it: with a Condition, submitters and the writer convoyed on the
         # GIL (4 submitting threads measured ~200 us per submit).
@@ -136,7 +140,7 @@ class AuditWriter:
         self._closing = False
         self._closed = False
         self._failing = False
-        self._next_checkpoint = 0.0 if signer is not None else float("inf")
+        self._next_head = 0.0 if heads is not None else float("inf")
         ref = weakref.ref(self)
         AUDIT_QUEUE_DEPTH.set_function(lambda: float(w.queue_depth()) if (w := ref()) is not None else 0.0)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -179,7 +183,7 @@ class AuditWriter:
         return len(self._pending) + sum(len(p) for p, _ in list(self._ready)) + self._in_flight
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Commit what is queued, write a shutdown checkpoint and stop the thread."""
+        """Commit what is queued, make a shutdown head (when events are not yet covered) and stop the thread."""
         with self._lock:
             if self._closed:
                 return
@@ -198,7 +202,7 @@ class AuditWriter:
     def _run(self) -> None:
         while True:
             if not (self._ready or self._pending or self._closing):
-                delay = self._next_checkpoint - time.monotonic()
+                delay = self._next_head - time.monotonic()
                 if delay > 0:
                     self._wake.wait(min(delay, 3600.0))
             self._wake.clear()  # whatever is submitted from here on sets it again
@@ -215,10 +219,10 @@ class AuditWriter:
                 if pending:
                     self._commit(pending, batch)
                 if stop:
-                    self._checkpoint("shutdown")
+                    self._head("shutdown")
                     return
-                if time.monotonic() >= self._next_checkpoint:
-                    self._checkpoint("startup" if self._next_checkpoint == 0.0 else "periodic")
+                if time.monotonic() >= self._next_head:
+                    self._head("startup" if self._next_head == 0.0 else "periodic")
             except Exception:  # never let the thread die; callers depend on it
                 log.exception("audit writer loop error")
 
@@ -249,15 +253,14 @@ class AuditWriter:
             self._in_flight = 0
             batch.finish()
 
-    def _checkpoint(self, reason: str) -> None:
-        if self.signer is None:
+    def _head(self, reason: str) -> None:
+        if self.heads is None:
             return
         try:
-            head = self.store.head()
-            self.store.add_checkpoint(self.signer.sign(head.seq, head.hash, reason=reason))
-        except Exception as exc:
-            log.error("audit checkpoint (%s) failed: %r", reason, exc)
-            self._next_checkpoint = time.monotonic() + min(self.checkpoint_interval, _CHECKPOINT_RETRY_SECONDS)
+            self.heads.make(reason)
+        except Exception as exc:  # HeadRefused is logged at ERROR by the maker; anything else here
+            if not isinstance(exc, HeadRefused):
+                log.error("signed tree head (%s) failed: %r", reason, exc)
+            self._next_head = time.monotonic() + max(self.head_check_seconds, _HEAD_RETRY_SECONDS)
             return
-        AUDIT_CHECKPOINTS.labels(reason).inc()
-        self._next_checkpoint = time.monotonic() + self.checkpoint_interval
+        self._next_head = time.monotonic() + self.head_check_seconds

@@ -1,9 +1,12 @@
-"""``genesis audit``: query, tail, verify, export and archive the audit trail."""
+"""``genesis audit``: query, tail, verify, export and archive the audit trail; sign and watch its tree heads."""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -12,24 +15,35 @@ from typing import Annotated, Any
 
 import typer
 
-from genesis.audit import AuditStore, CheckpointSigner, archive_events, export_events, verify_chain
-from genesis.audit.checkpoints import export_public_key
-from genesis.audit.events import Col
-from genesis.cli.common import fail, operator, run_with_runtime, settings
+from genesis.audit import AuditStore, archive_events, export_events
+from genesis.audit.checkpoints import SIGNING_KEY_FILE, export_public_key
+from genesis.audit.exportfile import ExportFormatError, ExportReport, verify_export_file
+from genesis.audit.headlog import read as read_head_log
+from genesis.audit.note import NoteError
+from genesis.audit.witness import RemoteError, RemoteLog, observe
+from genesis.cli.common import fail, operator, record, run_with_runtime, settings
 from genesis.config import Settings
 from genesis.errors import GenesisError, InvalidInput, Unavailable
 from genesis.runtime import Runtime, audit_backend
 from genesis.services import audit_trail, schema
 from genesis.timeutil import rfc3339, to_us
 
-app = typer.Typer(help="Query, verify, export and archive the tamper-evident audit trail.", no_args_is_help=True,
-                  rich_markup_mode=None, add_completion=False)
+app = typer.Typer(help="Query, verify, export and archive the tamper-evident audit trail; sign and watch its heads.",
+                  no_args_is_help=True, rich_markup_mode=None, add_completion=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (the default when piped).")]
+KeyOption = Annotated[str | None, typer.Option(
+    "--key", help="The log's key (vkey, from `genesis audit public-key --vkey`), obtained out of band. "
+                  "Default: this installation's own key.")]
+TOKEN_ENV = "GENESIS_MONITOR_TOKEN"
+CLIENT_SECRET_ENV = "GENESIS_MONITOR_CLIENT_SECRET"
+ClientOption = Annotated[str | None, typer.Option(
+    "--client-id", help=f"Log in to --url as this machine client (secret in ${CLIENT_SECRET_ENV}); "
+                        f"or give a bearer token in ${TOKEN_ENV}.")]
 
 
 def _store(cfg: Settings) -> AuditStore:
-    """The audit store for reading (no writer: a query writes nothing, not even a checkpoint)."""
+    """The audit store for reading (no writer: a query writes nothing, not even a head)."""
     Runtime.migrate(cfg)
     try:
         return audit_backend(cfg).open_store()
@@ -141,40 +155,104 @@ def _with_progress(rows: Iterator[Any], total: int, label: str, show: bool) -> I
             yield row
 
 
+def _log_key(cfg: Settings, key: str | None) -> str:
+    """The vkey a verification trusts: the one given, or this installation's (when it has a signing key)."""
+    if key is not None:
+        return key
+    if not (cfg.data_dir / SIGNING_KEY_FILE).exists():
+        fail(InvalidInput(f"no signing key in {cfg.data_dir}: give the log's key with --key VKEY"))
+    return audit_trail.log_verifier(cfg.data_dir, cfg.audit_log_origin).vkey
+
+
+def _heads_from(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        log = read_head_log(path)
+    except (OSError, ValueError) as exc:
+        fail(InvalidInput(f"cannot read the head log {path}: {exc}"))
+        raise
+    if not log.notes:
+        fail(InvalidInput(f"{path} holds no signed tree head"))
+    return log.notes
+
+
+def _remote(url: str, client_id: str | None) -> RemoteLog:
+    secret = os.environ.get(CLIENT_SECRET_ENV)
+    if client_id is not None and not secret:
+        fail(InvalidInput(f"--client-id needs its secret in ${CLIENT_SECRET_ENV}"))
+    try:
+        return RemoteLog(url, token=os.environ.get(TOKEN_ENV), client_id=client_id, client_secret=secret)
+    except ValueError as exc:
+        fail(InvalidInput(str(exc)))
+        raise
+
+
+def _verify_file(cfg: Settings, path: Path, key: str | None, against: Path | None) -> ExportReport:
+    try:
+        return verify_export_file(
+            path, log_key=_log_key(cfg, key), heads=_heads_from(against),
+            chain_keys=audit_trail.trusted_public_keys(cfg.data_dir, cfg.audit_public_keys)
+            if (cfg.data_dir / SIGNING_KEY_FILE).exists() else [],
+            hmac_key=cfg.audit_hmac_key.get_secret_value() if cfg.audit_hmac_key else None,
+            workers=os.cpu_count() or 1,
+        )  # fmt: skip
+    except (ExportFormatError, NoteError, OSError) as exc:
+        fail(InvalidInput(f"{path}: {exc}"))
+        raise
+
+
 @app.command()
 def verify(
     from_seq: Annotated[int | None, typer.Option("--from", min=1, help="First sequence number to check.")] = None,
     to_seq: Annotated[int | None, typer.Option("--to", min=1, help="Last sequence number to check.")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Verify this export file, with no database.")] = None,
+    url: Annotated[str | None, typer.Option("--url", help="Verify the trail of the Genesis server at this base "
+                                                        "URL (downloads its export).")] = None,
+    against: Annotated[Path | None, typer.Option("--against", help="A head log: the trail must be consistent "
+                                                                   "with every head in it.")] = None,
+    key: KeyOption = None,
+    client_id: ClientOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Check the hash chain and the signed checkpoints; exit 1 naming the first broken sequence number."""
+    """Check the chain, the Merkle tree and the signed heads; exit 1 naming the first broken sequence number."""
     cfg = settings()
-    store = _store(cfg)
-    try:
-        keys = audit_trail.trusted_public_keys(cfg.data_dir, cfg.audit_public_keys)
-        hmac_key = cfg.audit_hmac_key.get_secret_value() if cfg.audit_hmac_key else None
-        boundary, head = store.boundary(), store.head()
-        first = max(from_seq or boundary.seq + 1, boundary.seq + 1)
-        last = min(to_seq or head.seq, head.seq)
-        prev_hash = boundary.hash
-        if first > boundary.seq + 1:
-            before = next(store.iter_rows(start_seq=first - 1, end_seq=first - 1), None)
-            prev_hash = before[Col.HASH] if before else prev_hash
-        rows = _with_progress(store.iter_rows(start_seq=first, end_seq=last), max(last - first + 1, 0),
-                              "verifying", sys.stderr.isatty() and not as_json)
-        checkpoints = store.checkpoints(min_seq=first - 1, max_seq=last) if to_seq is None else []
-        report = verify_chain(rows, start_prev_hash=prev_hash, start_seq=first, hmac_key=hmac_key,
-                              checkpoints=checkpoints, public_key=keys)
-    finally:
-        store.close()
-    if _as_json(as_json):
-        typer.echo(json.dumps(report.to_dict()))
-    elif report.ok:
-        typer.echo(f"ok: {report.events_checked} events verified up to seq {report.last_seq}, "
-                   f"{report.checkpoints_matched} signed checkpoints matched")
+    if sum(x is not None for x in (file, url)) > 1 or ((file or url) and (from_seq or to_seq)):
+        fail(InvalidInput("give at most one of --file and --url, and --from/--to only for the database"))
+    if file is not None:
+        result: dict[str, Any] = _verify_file(cfg, file, key, against).to_dict()
+    elif url is not None:
+        if key is None:
+            fail(InvalidInput("--url needs the log's key: --key VKEY (never trust a key the server sends)"))
+        remote = _remote(url, client_id)
+        with tempfile.NamedTemporaryFile(prefix="genesis-export-", suffix=".ndjson") as download:
+            try:
+                remote.download_export(download)
+            except RemoteError as exc:
+                fail(Unavailable(str(exc), component="remote"))
+            download.flush()
+            result = _verify_file(cfg, Path(download.name), key, against).to_dict()
     else:
-        typer.echo(f"BROKEN at seq {report.first_bad_seq}: {report.kind} - {report.detail}")
-    if not report.ok:
+        store = _store(cfg)
+        try:
+            keys = audit_trail.trusted_keys(cfg.data_dir, cfg.audit_log_origin, cfg.audit_public_keys, key)
+            hmac_key = cfg.audit_hmac_key.get_secret_value() if cfg.audit_hmac_key else None
+            report = audit_trail.verify(store, hmac_key=hmac_key, keys=keys, heads=_heads_from(against),
+                                        start_seq=from_seq, end_seq=to_seq)
+        except GenesisError as exc:
+            fail(exc)
+            raise
+        finally:
+            store.close()
+        result = report.to_dict()
+    if _as_json(as_json):
+        typer.echo(json.dumps(result))
+    elif result["ok"]:
+        typer.echo(f"ok: {result['events_checked']} events verified up to seq {result['last_seq']}, "
+                   f"{result['checkpoints_matched']} signed heads/checkpoints matched, root {result['root']}")
+    else:
+        typer.echo(f"BROKEN at seq {result['first_bad_seq']}: {result['kind']} - {result['detail']}")
+    if not result["ok"]:
         raise typer.Exit(1)
 
 
@@ -183,28 +261,108 @@ def export(
     output: Annotated[Path, typer.Argument(help="File to write (NDJSON, verifiable offline).")],
     from_seq: Annotated[int | None, typer.Option("--from", min=1)] = None,
     to_seq: Annotated[int | None, typer.Option("--to", min=1)] = None,
+    proofs: Annotated[bool, typer.Option("--proofs", help="Each event with its inclusion proof.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Export the trail with its checkpoints and a fresh signed checkpoint; prints the file's SHA-256."""
+    """Export the trail ending with a signed tree head of its last event; prints the file's SHA-256."""
     cfg = settings()
-    store = _store(cfg)
+    Runtime.migrate(cfg)
+    backend = audit_backend(cfg)
     try:
+        heads = backend.heads()
+        store = backend.open_store()
         if sys.stderr.isatty() and not as_json:
             from rich.console import Console
 
             with Console(stderr=True).status("exporting"):
-                summary = export_events(store, output, start_seq=from_seq, end_seq=to_seq,
-                                        signer=CheckpointSigner.from_data_dir(cfg.data_dir))
+                summary = export_events(store, output, heads=heads, start_seq=from_seq, end_seq=to_seq,
+                                        proofs=proofs)
         else:
-            summary = export_events(store, output, start_seq=from_seq, end_seq=to_seq,
-                                    signer=CheckpointSigner.from_data_dir(cfg.data_dir))
+            summary = export_events(store, output, heads=heads, start_seq=from_seq, end_seq=to_seq, proofs=proofs)
+    except GenesisError as exc:
+        fail(exc)
+        raise
+    except Exception as exc:
+        fail(Unavailable(f"the audit store cannot be opened: {type(exc).__name__}", component="audit"))
+        raise
     finally:
-        store.close()
+        backend.close()
     result = {"path": str(summary.path), "sha256": summary.digest, "count": summary.count,
-              "first_seq": summary.first_seq, "last_seq": summary.last_seq}
+              "first_seq": summary.first_seq, "last_seq": summary.last_seq, "tree_size": summary.tree_size}
     typer.echo(json.dumps(result) if _as_json(as_json) else
                f"{summary.count} events (seq {summary.first_seq}..{summary.last_seq}) -> {summary.path}\n"
-               f"sha256 {summary.digest}")
+               f"signed tree head of size {summary.tree_size}; sha256 {summary.digest}")
+
+
+@app.command()
+def head(as_json: JsonOption = False) -> None:
+    """Sign a tree head covering every event now (recorded as an operator action) and print it."""
+
+    async def action(rt: Runtime) -> Any:
+        await record(rt, "audit.head", "signed tree head requested", target="audit-heads")
+        heads = rt.audit.heads()
+        made = heads.make("on-demand")
+        assert made is not None
+        return audit_trail.head_view(made, heads.origin)
+
+    view = run_with_runtime(action)
+    typer.echo(json.dumps(view) if _as_json(as_json) else view["note"].rstrip("\n"))
+
+
+@app.command()
+def monitor(
+    url: Annotated[str, typer.Option("--url", help="Base URL of the Genesis server to watch.")],
+    state: Annotated[Path, typer.Option("--state", help="File that keeps the last head trusted (created on the "
+                                                        "first run).")],
+    key: Annotated[str | None, typer.Option("--key", help="The log's key (vkey); needed on the first run.")] = None,
+    once: Annotated[bool, typer.Option("--once", help="One round, then exit (for cron).")] = False,
+    interval: Annotated[float, typer.Option("--interval", min=1.0, help="Seconds between rounds.")] = 60.0,
+    client_id: ClientOption = None,
+) -> None:
+    """Witness a server: verify each new head and its consistency with the last one trusted; exit 1 on a fork."""
+    logger = _monitor_logging()
+    remote = _remote(url, client_id)
+    while True:
+        try:
+            seen = observe(remote, state, vkey=key)
+        except (ValueError, OSError) as exc:
+            fail(InvalidInput(str(exc)))
+            raise
+        size = seen.trusted.size if seen.trusted is not None else None
+        if seen.failed:
+            logger.error("AUDIT LOG MISBEHAVED (%s): %s; evidence kept in %s", seen.kind, seen.detail, seen.evidence)
+            raise typer.Exit(1)
+        if seen.kind == "unavailable":
+            logger.warning("cannot check the log now: %s", seen.detail)
+            if once:
+                raise typer.Exit(Unavailable.exit_code)
+        else:
+            logger.info("%s: %s (trusted size %s)", seen.kind, seen.detail, size)
+        if once:
+            return
+        time.sleep(interval)
+
+
+class _Stderr(logging.Handler):
+    """Log lines to whatever ``sys.stderr`` is when they are written (one line each)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # a closed terminal must not stop the witness
+            self.handleError(record)
+
+
+def _monitor_logging() -> logging.Logger:
+    logger = logging.getLogger("genesis.audit.witness")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    return logger
 
 
 @app.command()
@@ -226,9 +384,10 @@ def archive(
             raise Unavailable("the audit store is unavailable", component="audit")
         user, host = operator()
         return archive_events(store, before=moment, export_dir=export_dir or cfg.data_dir / "archive",
-                              retention_days=cfg.audit_retention_days,
-                              signer=CheckpointSigner.from_data_dir(cfg.data_dir), recorder=rt.recorder,
-                              actor=f"cli:{user}@{host}")
+                              retention_days=cfg.audit_retention_days, heads=rt.audit.heads(),
+                              chain_keys=audit_trail.trusted_public_keys(cfg.data_dir, cfg.audit_public_keys),
+                              hmac_key=cfg.audit_hmac_key.get_secret_value() if cfg.audit_hmac_key else None,
+                              recorder=rt.recorder, actor=f"cli:{user}@{host}")
 
     record = run_with_runtime(action)
     dropped = _drop_archived_partitions(cfg) if record is not None else []
@@ -249,6 +408,13 @@ def _drop_archived_partitions(cfg: Settings) -> list[str]:
 
 
 @app.command("public-key")
-def public_key() -> None:
-    """Print the PEM public key that verifies this installation's signed checkpoints."""
-    typer.echo(export_public_key(settings().data_dir).rstrip())
+def public_key(
+    vkey: Annotated[bool, typer.Option("--vkey", help="Print the log's verifier key (signed-note vkey) instead, "
+                                                     "what `verify --key` and `monitor --key` take.")] = False,
+) -> None:
+    """Print the public key that verifies this installation's signed tree heads (PEM, or --vkey)."""
+    cfg = settings()
+    if vkey:
+        typer.echo(audit_trail.log_verifier(cfg.data_dir, cfg.audit_log_origin).vkey)
+        return
+    typer.echo(export_public_key(cfg.data_dir).rstrip())

@@ -21,7 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "users": ("genesis.cli.users", "Manage users (people who log in with a password)."),
     "clients": ("genesis.cli.clients", "Manage machine clients (client id + secret)."),
     "prices": ("genesis.cli.prices", "Import and inspect stored prices."),
-    "audit": ("genesis.cli.audit", "Query, verify, export and archive the tamper-evident audit trail."),
+    "audit": ("genesis.cli.audit", "Query, verify, export and archive the audit trail; sign and watch its heads."),
 }
 
 

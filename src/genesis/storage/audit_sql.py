@@ -2,7 +2,10 @@
 
 One chain, many writers: every ``append`` takes the chain lock inside its
 transaction (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``pg_advisory_xact_lock``),
-reads the head, seals the batch onto it and commits - one fsync per batch.
+reads the head, seals the batch onto it, appends its leaves to the Merkle tree
+(one ``audit_tree`` row per batch) and commits - one fsync per batch.
+Signed tree heads are added under the same lock (``add_head``), so the workers of a
+deployment agree on one head per tree size.
 Tables come from ``genesis.storage.models``; append-only triggers from the DDL
 functions below (installed by the migration).
 
@@ -17,18 +20,27 @@ import contextlib
 import functools
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
-from genesis.audit.chain import ChainHasher, PendingLink, committed_event, seal, verify_chain
-from genesis.audit.checkpoints import Checkpoint, CheckpointSigner, public_key_pem
+from genesis.audit.chain import ChainHasher, PendingLink, committed_event, seal
+from genesis.audit.checkpoints import Checkpoint
 from genesis.audit.events import EVENT_COLUMNS, GENESIS_HASH, AuditEvent, EventRow
-from genesis.audit.export import write_export
-from genesis.audit.store import ArchiveRecord, AuditStore, ChainHead, Order
+from genesis.audit.merkle import Frontier, NodeId, root_at
+from genesis.audit.store import (
+    ArchiveRecord,
+    ArchiveWriter,
+    AuditStore,
+    ChainHead,
+    HeadDraft,
+    Order,
+    StoredHead,
+)
 from genesis.errors import ConfigurationError, Conflict, InvalidInput, Unavailable
+from genesis.storage import audit_tree
 from genesis.storage.wal import enable_wal
 from genesis.timeutil import now_us
 
@@ -43,7 +55,10 @@ _COLS: Final = ", ".join(EVENT_COLUMNS)
 _INSERT: Final = f"INSERT INTO audit_events ({_COLS}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"  # noqa: S608
 _CP_COLS: Final = "seq, head_hash, created_at_us, key_id, signature, reason"
 _AR_COLS: Final = "before_us, first_seq, last_seq, last_hash, digest, location, created_at_us"
+_HEAD_COLS: Final = "size, root, note, created_at_us, reason"
 _APPEND_ONLY: Final = "audit events are append-only"
+_IMMUTABLE_TABLES: Final = ("audit_checkpoints", "audit_archives")
+_TREE_TABLES: Final = ("audit_tree", "audit_heads")
 
 
 def sqlite_append_only_ddl() -> list[str]:
@@ -58,14 +73,18 @@ def sqlite_append_only_ddl() -> list[str]:
         *(
             f"CREATE TRIGGER IF NOT EXISTS {table}_no_{op.lower()} BEFORE {op} ON {table} "
             f"{abort.format(f'{table} are append-only')}"
-            for table in ("audit_checkpoints", "audit_archives")
+            for table in (*_IMMUTABLE_TABLES, *_TREE_TABLES)
             for op in ("UPDATE", "DELETE")
         ),
     ]
 
 
-def postgresql_append_only_ddl() -> list[str]:
-    """The same guarantees for PostgreSQL (row triggers plus TRUNCATE refusal)."""
+def postgresql_append_only_ddl(*, include_tree: bool = True) -> list[str]:
+    """The same guarantees for PostgreSQL (row triggers plus TRUNCATE refusal).
+
+    ``include_tree=False`` leaves out the tree tables (the first migration, which predates them).
+    """
+    immutable = (*_IMMUTABLE_TABLES, *(_TREE_TABLES if include_tree else ()))
     return [
         "CREATE OR REPLACE FUNCTION genesis_audit_events_guard() RETURNS trigger LANGUAGE plpgsql AS $$ "  # noqa: S608
         "BEGIN IF TG_OP = 'DELETE' THEN "
@@ -79,12 +98,12 @@ def postgresql_append_only_ddl() -> list[str]:
         *(
             f"CREATE OR REPLACE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION genesis_audit_immutable()"
-            for table in ("audit_checkpoints", "audit_archives")
+            for table in immutable
         ),
         *(
             f"CREATE OR REPLACE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION genesis_audit_immutable()"
-            for table in ("audit_events", "audit_checkpoints", "audit_archives")
+            for table in ("audit_events", *immutable)
         ),
     ]
 
@@ -126,6 +145,10 @@ class _DbapiAuditStore:
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
         self._closed = False
+        # The frontier after this process's last committed append: reused while no other process has
+        # appended since (the chain head then still has its size), read from audit_tree otherwise.
+        self._frontier: Frontier | None = None
+        self._frontier_lock = threading.Lock()
 
     # --- dialect hooks -------------------------------------------------------
     def _connect(self) -> Any:
@@ -175,7 +198,15 @@ class _DbapiAuditStore:
 
     def _all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._guard():
-            return list(self._conn().execute(self._sql(sql), tuple(params)).fetchall())
+            return self._run(self._conn(), sql, params)
+
+    def _run(self, cur: Any, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Execute on ``cur`` (a connection or cursor); the fetched rows, ``[]`` for a statement without."""
+        result = cur.execute(self._sql(sql), tuple(params))
+        return list(result.fetchall()) if result.description is not None else []
+
+    def _executor(self, cur: Any) -> audit_tree.Execute:
+        return lambda sql, params: self._run(cur, sql, params)
 
     def close(self) -> None:
         with self._conns_lock:
@@ -249,9 +280,53 @@ class _DbapiAuditStore:
             return []
         with self._guard(), self._write() as cur:
             head = self._head_in(cur)
-            rows = seal(events, head.seq, head.hash, self._hasher)
+            frontier = self._frontier_in(cur, head.seq)
+            leaves: list[bytes] = []
+            rows = seal(events, head.seq, head.hash, self._hasher, leaves)
             self._insert_rows(cur, rows)
+            audit_tree.append_leaves(self._executor(cur), frontier, leaves)
+        self._remember(frontier)
         return [committed_event(item, row) for item, row in zip(events, rows, strict=True)]
+
+    def _frontier_in(self, cur: Any, size: int) -> Frontier:
+        """A private copy of the tree's frontier at ``size`` (the chain's head seq), inside the locked transaction.
+
+        A tree behind the events (events written by a release without the tree, during a rolling
+        upgrade) is caught up here from the stored events, in the same transaction.
+
+        Raises:
+            Conflict: the tree is ahead of the events (events were deleted), or behind and the
+                events it needs are gone.
+        """
+        with self._frontier_lock:
+            cached = self._frontier
+            if cached is not None and cached.size == size:
+                return cached.copy()
+        execute = self._executor(cur)
+        frontier = audit_tree.latest_frontier(execute)
+        if frontier.size > size:
+            raise Conflict(f"the audit tree has {frontier.size} leaves but the trail ends at seq {size}: "
+                           "events were deleted (run genesis audit verify)")
+        if frontier.size < size:
+            try:
+                audit_tree.build(execute, frontier, self._rows_in(cur, frontier.size + 1, size))
+            except ValueError as exc:
+                raise Conflict(f"the audit tree cannot be built: {exc} (run genesis db upgrade)") from exc
+        return frontier
+
+    def _rows_in(self, cur: Any, first: int, last: int, chunk: int = 5000) -> Iterator[EventRow]:
+        sql = f"SELECT {_COLS} FROM audit_events WHERE seq >= ? AND seq <= ? ORDER BY seq LIMIT ?"  # noqa: S608
+        while first <= last:
+            rows = self._run(cur, sql, (first, last, chunk))
+            yield from rows
+            if len(rows) < chunk:
+                return
+            first = rows[-1][0] + 1
+
+    def _remember(self, frontier: Frontier) -> None:
+        with self._frontier_lock:
+            if self._frontier is None or frontier.size > self._frontier.size:
+                self._frontier = frontier
 
     def _insert_rows(self, cur: Any, rows: list[EventRow]) -> None:
         cur.executemany(self._sql(_INSERT), rows)
@@ -346,45 +421,100 @@ class _DbapiAuditStore:
         return [ArchiveRecord(*r) for r in self._all(sql)]
 
     # --- archiving ----------------------------------------------------------------
-    def archive(
-        self, before_us: int, export_path: Path, *, signer: CheckpointSigner | None = None
-    ) -> ArchiveRecord | None:
+    def archive_cut(self, before_us: int) -> int | None:
         start = self.boundary()
         cut = self._all("SELECT MIN(seq) FROM audit_events WHERE occurred_at_us >= ?", (before_us,))[0][0]
         last_seq = int(cut) - 1 if cut is not None else self.head().seq
+        return last_seq if last_seq > start.seq else None
+
+    def archive(self, last_seq: int, before_us: int, export_path: Path, *, write: ArchiveWriter) -> ArchiveRecord:
+        start = self.boundary()
         if last_seq <= start.seq:
-            return None
-        last_hash = str(self._all("SELECT hash FROM audit_events WHERE seq = ?", (last_seq,))[0][0])
-        boundary_cp = signer.sign(last_seq, last_hash, reason="archive-boundary") if signer else None
-        cps = self.checkpoints(min_seq=start.seq, max_seq=last_seq) + ([boundary_cp] if boundary_cp else [])
-        summary = write_export(
-            export_path, self.iter_rows(start_seq=start.seq + 1, end_seq=last_seq),
-            start_seq=start.seq + 1, start_prev_hash=start.hash, hash_algorithm=self.hash_algorithm,
-            checkpoints=cps, key_id=signer.key_id if signer else None,
-            public_key_pem=public_key_pem(signer.public_key) if signer else None,
-        )  # fmt: skip
-        # Never prune what does not verify: the export is all that will remain.
-        report = verify_chain(
-            self.iter_rows(start_seq=start.seq + 1, end_seq=last_seq), start_prev_hash=start.hash,
-            start_seq=start.seq + 1, hmac_key=self._hmac_key, checkpoints=cps,
-            public_key=signer.public_key if signer else None,
-        )  # fmt: skip
-        if not report.ok or summary.last_hash != last_hash:
-            raise Conflict(f"refusing to archive: the range does not verify ({report.kind} at {report.first_bad_seq})")
-        created = now_us()
-        record = ArchiveRecord(before_us, start.seq + 1, last_seq, last_hash, summary.digest, str(export_path), created)
+            raise Conflict(f"seq {last_seq} is already archived (the boundary is at {start.seq})")
+        found = self._all("SELECT hash FROM audit_events WHERE seq = ?", (last_seq,))
+        if not found:
+            raise Conflict(f"no event with seq {last_seq} to archive up to")
+        last_hash = str(found[0][0])
+        # Never prune what does not verify: the export is all that will remain (``write`` verifies it).
+        digest = write(export_path, start, last_seq)
+        record = ArchiveRecord(before_us, start.seq + 1, last_seq, last_hash, digest, str(export_path), now_us())
         with self._guard(), self._write() as cur:
             if self._boundary_in(cur) != start:
                 raise Conflict("another archive ran concurrently; retry")
+            if not self._run(cur, "SELECT size FROM audit_heads WHERE size = ?", (last_seq,)):
+                raise Conflict(f"no signed tree head of size {last_seq} vouches for the archive boundary")
             cur.execute(
                 self._sql(f"INSERT INTO audit_archives ({_AR_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)"),  # noqa: S608
                 (record.before_us, record.first_seq, record.last_seq, record.last_hash, record.digest,
                  record.location, record.created_at_us),
             )  # fmt: skip
-            if boundary_cp is not None:
-                self._insert_checkpoint(cur, boundary_cp)
             cur.execute(self._sql("DELETE FROM audit_events WHERE seq <= ?"), (last_seq,))
         return record
+
+    # --- the Merkle tree and its heads -----------------------------------------------
+    def read_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        with self._guard():
+            return audit_tree.read_nodes(self._executor(self._conn()), ids)
+
+    def tree_root(self, size: int | None = None) -> tuple[int, bytes]:
+        with self._guard():
+            execute = self._executor(self._conn())
+            frontier = audit_tree.latest_frontier(execute)
+            if size is None or size == frontier.size:
+                return frontier.size, frontier.root()
+            if not 0 <= size < frontier.size:
+                raise LookupError(f"the tree has {frontier.size} leaves, not {size}")
+            return size, root_at(_Nodes(execute), size)
+
+    def add_head(self, decide: Callable[[HeadDraft], StoredHead | None]) -> StoredHead | None:
+        with self._guard(), self._write() as cur:
+            execute = self._executor(cur)
+            frontier = self._frontier_in(cur, self._head_in(cur).seq)
+            latest = execute(f"SELECT {_HEAD_COLS} FROM audit_heads ORDER BY size DESC LIMIT 1", ())  # noqa: S608
+
+            def stored(size: int) -> StoredHead | None:
+                rows = execute(f"SELECT {_HEAD_COLS} FROM audit_heads WHERE size = ?", (size,))  # noqa: S608
+                return _head(rows[0]) if rows else None
+
+            head = decide(HeadDraft(frontier.size, frontier.root(), _head(latest[0]) if latest else None,
+                                    _Nodes(execute), stored))
+            if head is not None:
+                try:
+                    execute(f"INSERT INTO audit_heads ({_HEAD_COLS}) VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+                            (head.size, head.root, head.note, head.created_at_us, head.reason))
+                except self.integrity_errors as exc:
+                    raise Conflict(f"a signed tree head of size {head.size} is already stored") from exc
+        self._remember(frontier)
+        return head
+
+    def latest_head(self) -> StoredHead | None:
+        rows = self._all(f"SELECT {_HEAD_COLS} FROM audit_heads ORDER BY size DESC LIMIT 1")  # noqa: S608
+        return _head(rows[0]) if rows else None
+
+    def heads(
+        self, *, min_size: int | None = None, max_size: int | None = None, limit: int = 1000, order: Order = "asc"
+    ) -> list[StoredHead]:
+        lo = 0 if min_size is None else min_size
+        hi = 2**62 if max_size is None else max_size
+        sql = (f"SELECT {_HEAD_COLS} FROM audit_heads WHERE size >= ? AND size <= ? "  # noqa: S608
+               f"ORDER BY size {'DESC' if order == 'desc' else 'ASC'} LIMIT ?")
+        return [_head(r) for r in self._all(sql, (lo, hi, limit))]
+
+
+class _Nodes:
+    """A NodeReader over one connection or cursor (so reads inside a transaction see its writes)."""
+
+    __slots__ = ("_execute",)
+
+    def __init__(self, execute: audit_tree.Execute) -> None:
+        self._execute = execute
+
+    def read_nodes(self, ids: Sequence[NodeId]) -> list[bytes]:
+        return audit_tree.read_nodes(self._execute, ids)
+
+
+def _head(row: Sequence[Any]) -> StoredHead:
+    return StoredHead(int(row[0]), bytes(row[1]), str(row[2]), int(row[3]), str(row[4]))
 
 
 # 1024 x 18 = 18432 bound values, under SQLite's limit of 32766 (999 before 3.32).

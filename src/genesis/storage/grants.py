@@ -31,8 +31,9 @@ from genesis.errors import ConfigurationError, Conflict, InvalidInput, NotFound,
 from genesis.storage.database import backend_of, sync_url
 from genesis.storage.models import metadata
 
-# The audit writer appends events and checkpoints and reads them back (chain head, verify, queries).
-APPEND_ONLY_TABLES: Final = ("audit_events", "audit_checkpoints")
+# The audit writer appends events, checkpoints, the Merkle tree's rows and signed tree heads, and reads them
+# back (chain head, verify, queries, proofs).
+APPEND_ONLY_TABLES: Final = ("audit_events", "audit_checkpoints", "audit_tree", "audit_heads")
 # Read, never written by the service: archive records are written by `genesis audit archive` (owner);
 # the migration version is read by the upgrade check every `genesis serve` runs at start.
 READ_ONLY_TABLES: Final = ("audit_archives", "alembic_version")

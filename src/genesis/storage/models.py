@@ -16,6 +16,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -167,4 +168,32 @@ audit_archives = Table(
     Column("digest", String(64), nullable=False),
     Column("location", String(1024), nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
+)
+
+# The Merkle tree over the audit events (docs/audit-format.md section 8.6), append-only like them:
+# one row per run of at most 256 leaves of a committed batch, holding the perfect subtree hashes the
+# run completed (32 bytes each, in the order the appends reported them) and the frontier after it.
+# Node (level, index) is in the row whose leaves include its completing leaf, at position
+# emission_index - first_node. Rows of runs instead of one per node: an append writes ~64 bytes per
+# event and a few rows per commit. Archiving deletes events, never tree rows: proofs keep working.
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    Column("first_leaf", BigInteger, primary_key=True, autoincrement=False),
+    Column("tree_size", BigInteger, nullable=False),
+    Column("first_node", BigInteger, nullable=False),
+    Column("nodes", LargeBinary, nullable=False),
+    Column("frontier", LargeBinary, nullable=False),
+)
+
+# Signed tree heads (C2SP checkpoints) of the whole deployment: at most one per tree size, so two
+# workers can never store two different heads for one size.
+audit_heads = Table(
+    "audit_heads",
+    metadata,
+    Column("size", BigInteger, primary_key=True, autoincrement=False),
+    Column("root", LargeBinary, nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("reason", String(32), nullable=False),
 )

@@ -165,7 +165,7 @@ def upgrade() -> None:
         for statement in _SQLITE_APPEND_ONLY:
             op.execute(statement)
     else:
-        for statement in postgresql_append_only_ddl():
+        for statement in postgresql_append_only_ddl(include_tree=False):  # the tree's tables come in 0002
             op.execute(statement)
 
 
