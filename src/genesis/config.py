@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(None, description="JWT signing key; unset = generated once in data_dir.")
     access_token_ttl_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_ttl_minutes: int = Field(7 * 24 * 60, ge=1)
+    session_max_age: timedelta = Field(
+        timedelta(days=30), ge=timedelta(minutes=1), le=timedelta(days=3650),
+        description="Absolute lifetime of a session (a refresh family) from its login: seconds or ISO 8601 (P30D); "
+                    "refreshing never extends it.",
+    )
     token_issuer: str = "genesis"
     token_audience: str = "genesis-api"
     token_leeway_seconds: int = Field(10, ge=0, le=60)

@@ -90,6 +90,7 @@ class Runtime:
             users=users, clients=clients, tokens=tokens, principals=principals, codec=codec, limiter=limiter,
             access_ttl_seconds=settings.access_token_ttl_minutes * 60,
             refresh_ttl_seconds=settings.refresh_token_ttl_minutes * 60,
+            session_max_age_seconds=int(settings.session_max_age.total_seconds()),
             failures_per_account_per_hour=settings.login_failures_per_account_per_hour,
             attempts_per_ip_per_minute=settings.login_attempts_per_ip_per_minute,
         )

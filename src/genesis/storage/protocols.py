@@ -14,6 +14,7 @@ class UserRecord:
     password_hash: str
     role: str
     disabled: bool
+    token_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,7 @@ class ClientRecord:
     role: str
     description: str
     revoked: bool
+    token_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +37,39 @@ class RefreshRecord:
     expires_at_us: int
     rotated_at_us: int | None
     revoked_at_us: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session: the refresh family started by one login, with its absolute end."""
+
+    id: str
+    subject: str
+    scope: str
+    created_at_us: int
+    expires_at_us: int
+    last_used_at_us: int
+    revoked_at_us: int | None
+    revoked_reason: str | None
+    source_ip: str | None
+    user_agent: str | None
+
+    def active(self, now_us: int) -> bool:
+        return self.revoked_at_us is None and now_us < self.expires_at_us
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStatus:
+    """What a bearer token's validity depends on, read in one query.
+
+    ``role`` and ``generation`` are None when the principal is disabled, revoked or unknown;
+    ``session_active`` is True for tokens that belong to no session.
+    """
+
+    role: str | None
+    generation: int | None
+    jti_revoked: bool
+    session_active: bool
 
 
 class PricePoint(NamedTuple):
@@ -70,6 +105,8 @@ class UserStore(Protocol):
     async def count(self) -> int: ...
     async def set_disabled(self, username: str, disabled: bool) -> bool: ...
     async def set_password(self, username: str, password_hash: str) -> bool: ...
+    async def set_role(self, username: str, role: str) -> bool: ...
+    async def end_sessions(self, username: str) -> bool: ...
     async def upgrade_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool: ...
 
 
@@ -79,6 +116,7 @@ class ClientStore(Protocol):
     async def list(self) -> list[ClientRecord]: ...
     async def upgrade_secret_hash(self, client_id: str, old_hash: str, new_hash: str) -> bool: ...
     async def revoke(self, client_id: str) -> bool: ...
+    async def end_sessions(self, client_id: str) -> bool: ...
 
 
 class TokenStore(Protocol):
@@ -87,12 +125,17 @@ class TokenStore(Protocol):
     ) -> None: ...
     async def get_refresh(self, jti: str) -> RefreshRecord | None: ...
     async def mark_rotated(self, jti: str) -> bool: ...
-    async def revoke_family(self, family_id: str) -> int: ...
+    async def revoke_family(self, family_id: str, *, reason: str = "revoked") -> int: ...
     async def revoke_access(self, jti: str, expires_at_us: int) -> None: ...
+    async def add_session(self, session: SessionRecord) -> None: ...
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+    async def touch_session(self, session_id: str, used_at_us: int) -> None: ...
+    async def list_sessions(self, subject: str, *, active_at_us: int) -> list[SessionRecord]: ...
+    async def revoke_sessions(self, subject: str, *, reason: str) -> int: ...
 
 
 class PrincipalStore(Protocol):
-    async def token_status(self, *, kind: str, name: str, jti: str) -> tuple[str | None, bool]: ...
+    async def token_status(self, *, kind: str, name: str, jti: str, session_id: str | None) -> TokenStatus: ...
     def close(self) -> None: ...
 
 
