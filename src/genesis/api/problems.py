@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from genesis.api.request_audit import request_audit
 from genesis.audit.context import get_correlation_id
 from genesis.errors import Forbidden, GenesisError, RateLimited, Unauthenticated, Unavailable
 from genesis.services.auth import OAuthError
@@ -149,8 +150,10 @@ def _no_store_on_token_routes(handler: Handler) -> Handler:
 def install_problem_handlers(app: FastAPI) -> None:
     """Register handlers so that every error leaves as a problem document."""
 
-    async def on_domain(_: Request, exc: Exception) -> Response:
+    async def on_domain(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GenesisError)
+        if exc.audit:  # what the auditor must know and the caller must not (e.g. "refused: not the owner")
+            request_audit(request).metadata.update(exc.audit)
         return response_for(exc)
 
     async def on_validation(_: Request, exc: Exception) -> Response:

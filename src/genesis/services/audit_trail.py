@@ -19,6 +19,7 @@ from genesis.errors import InvalidInput, NotFound
 from genesis.timeutil import rfc3339
 
 Order = Literal["asc", "desc"]
+MAX_SEQ = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +42,8 @@ def query_events(
 ) -> EventPage:
     if start_us is not None and end_us is not None and end_us <= start_us:
         raise InvalidInput("end must be later than start")
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and int(cursor) < MAX_SEQ):
+        # A sequence number is a signed 64-bit integer: anything else is not a cursor this server gave out.
         raise InvalidInput("cursor must be the next_cursor of a previous page")
     events, next_cursor = store.query(
         start_us=start_us, end_us=end_us, actor=actor, action=action, outcome=outcome, level=level,
@@ -53,7 +55,7 @@ def query_events(
 def get_event(store: AuditStore, event_id: str) -> dict[str, Any]:
     event = store.get(event_id)
     if event is None:
-        raise NotFound(f"no audit event {event_id!r}")
+        raise NotFound("no such audit event")
     return event_view(event)
 
 

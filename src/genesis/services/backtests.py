@@ -28,8 +28,8 @@ async def prices_for(
     _, closes = await store.closes(symbol, start_us=start_us, end_us=end_us)
     if not closes:
         if not await store.exists(symbol):
-            raise NotFound(f"no prices stored for symbol {symbol!r}")
-        raise InvalidInput(f"no prices for {symbol!r} in the requested range")
+            raise NotFound("no prices stored for this symbol")
+        raise InvalidInput("no prices for this symbol in the requested range")
     return closes
 
 
@@ -64,10 +64,17 @@ async def run_and_record(
 
 
 async def get_backtest(*, store: BacktestStore, backtest_id: str, owner: str, is_admin: bool) -> BacktestRecord:
-    """A recorded backtest; someone else's is reported as not found (no existence leak)."""
+    """A recorded backtest; someone else's is reported as not found (no existence leak).
+
+    Raises:
+        NotFound: no such backtest, or it belongs to someone else; in that case the error's audit facts say so
+            (``{"refused": "owner", "owner": ...}``), so the trail tells a refused read from a mistyped id.
+    """
     record = await store.get(backtest_id)
-    if record is None or (record.owner != owner and not is_admin):
-        raise NotFound(f"no backtest {backtest_id!r}")
+    if record is None:
+        raise NotFound("no such backtest")
+    if record.owner != owner and not is_admin:
+        raise NotFound("no such backtest", audit={"refused": "owner", "owner": record.owner})
     return record
 
 

@@ -130,7 +130,8 @@ async def revoke_token(
     revoked = await runtime.auth.revoke(token=token, token_type_hint=token_type_hint)
     if revoked is not None:
         record.actor = revoked.subject
-        record.metadata.update({"token_type": revoked.token_type, "session": revoked.session_id})
+        # (key names with "token" in them are redacted by design: "revoked" says what kind of token it was)
+        record.metadata.update({"revoked": revoked.token_type, "session": revoked.session_id})
     return Response(status_code=200, headers=NO_STORE)
 
 

@@ -112,10 +112,11 @@ async def run(
 @router.get("/backtests/{backtest_id}", name="backtests.read", response_model=BacktestRead,
             responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def read(
-    backtest_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep,
+    backtest_id: Annotated[str, Path(max_length=64)], request: Request, runtime: RuntimeDep,
     principal: Annotated[Principal, allow("backtests:read", limit="default")],
 ) -> BacktestRead:
     """A recorded backtest (your own; administrators may read any)."""
+    request_audit(request).metadata["backtest_id"] = backtest_id
     record = await backtests.get_backtest(store=runtime.backtests, backtest_id=backtest_id,
                                           owner=principal.subject, is_admin=principal.is_admin)
     return _read(record)
