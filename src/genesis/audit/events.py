@@ -210,11 +210,13 @@ def new_event(
         # (most events hold nothing to redact), then field by field only when it finds something.
         texts = (action, actor, source_ip, user_agent, method, path, correlation_id, request_id)
         if redactor.may_hold_secrets("\n".join(t for t in texts if t)):
-            action, actor = redactor.scrub(action), redactor.scrub(actor)
-            source_ip, user_agent, method, path, correlation_id, request_id = (
-                None if t is None else redactor.scrub(t)
-                for t in (source_ip, user_agent, method, path, correlation_id, request_id)
-            )
+            scrub = redactor.scrub
+            action, actor, correlation_id = scrub(action), scrub(actor), scrub(correlation_id)
+            source_ip = None if source_ip is None else scrub(source_ip)
+            user_agent = None if user_agent is None else scrub(user_agent)
+            method = None if method is None else scrub(method)
+            path = None if path is None else scrub(path)
+            request_id = None if request_id is None else scrub(request_id)
     else:
         meta = json_safe(metadata) if metadata else {}
     if not isinstance(meta, dict):  # metadata is always a JSON object
