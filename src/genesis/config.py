@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     rate_limit_backtests: str = "20/minute"
     rate_limit_prices: str = "60/minute"
     rate_limit_audit: str = "60/minute"
+    rate_limit_docs: str = "60/minute"
     rate_limits_enabled: bool = True
 
     # --- logging -----------------------------------------------------------
@@ -146,6 +147,17 @@ class Settings(BaseSettings):
     def _split_fields(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_policy(cls, value: SecretStr | None) -> SecretStr | None:
+        # The first admin is made from it: it must pass the policy every other password passes.
+        from genesis.security.passwords import password_problem
+
+        problem = None if value is None else password_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("secret_key")

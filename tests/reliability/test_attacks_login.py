@@ -48,8 +48,8 @@ def test_unknown_user_and_wrong_password_answer_alike_in_body_headers_and_time(m
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     from genesis.services import accounts
 
-    api.client.portal.call(lambda: accounts.set_user_disabled(users=runtime.users, username="enum-disabled",  # type: ignore[union-attr]
-                                                              disabled=True))
+    api.client.portal.call(lambda: accounts.set_user_disabled(  # type: ignore[union-attr]
+        users=runtime.users, tokens=runtime.tokens, username="enum-disabled", disabled=True))
     kinds = {
         "unknown": lambda i: {"username": f"ghost-{i % 3}", "password": "Wrong-pass-123"},
         "wrong": lambda i: {"username": "enum-victim", "password": "Wrong-pass-123"},

@@ -13,6 +13,7 @@ from genesis.api.middleware import RequestMiddleware
 from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
+from genesis.api.routers.docs import docs_router
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 
@@ -46,10 +47,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         title="Genesis API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
         lifespan=server_lifespan(runtime, migrate=migrate),
         swagger_ui_parameters={"persistAuthorization": True},
+        # The documentation is served by docs_router (rate-limited); no redirect on a trailing slash, whose
+        # Location would be built from the Host header: a clear 404 instead.
+        openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False,
     )
     install_problem_handlers(app)
     for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
         app.include_router(module.router)
+    app.include_router(docs_router(app))
     gatekeeper = Gatekeeper(
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),
         routes=RouteTable.from_routes(app.routes, principal_dependency=current_principal),

@@ -82,23 +82,25 @@ class PerformanceTracker:
     """Strategy scores from recorded backtests.
 
     The score of a backtest is its annualised Sharpe ratio (sqrt(252), risk-free 0);
-    ``None`` where the Sharpe ratio is undefined (no variation in returns).
+    ``None`` where the Sharpe ratio is undefined (no variation in returns). Backtests are private:
+    with an ``owner``, only that owner's count (administrators pass None and see all).
     """
 
-    def __init__(self, store: BacktestStore) -> None:
+    def __init__(self, store: BacktestStore, *, owner: str | None = None) -> None:
         self._store = store
+        self._owner = owner
 
     async def get_last_score(self, strategy: str) -> float | None:
         history = await self.get_history(strategy)
         return history[-1] if history else None
 
     async def get_history(self, strategy: str) -> list[float | None]:
-        scores = await self._store.scores(strategy.strip().lower())
+        scores = await self._store.scores(strategy.strip().lower(), owner=self._owner)
         return [score for _, score in scores.get(strategy.strip().lower(), [])]
 
     async def summary(self) -> list[dict[str, Any]]:
         """``[{strategy_name, last_score, history}]`` for every strategy with a recorded backtest."""
         return [
             {"strategy_name": name, "last_score": points[-1][1], "history": [score for _, score in points]}
-            for name, points in sorted((await self._store.scores()).items())
+            for name, points in sorted((await self._store.scores(owner=self._owner)).items())
         ]

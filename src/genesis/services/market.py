@@ -68,7 +68,7 @@ async def read_prices(
         raise InvalidInput("end must be later than start")
     found = await store.range(symbol, start_us=start_us, end_us=end_us, limit=limit)
     if not found and not await store.exists(symbol):
-        raise NotFound(f"no prices stored for symbol {symbol!r}")
+        raise NotFound("no prices stored for this symbol")
     return found
 
 

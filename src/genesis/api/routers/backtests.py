@@ -125,8 +125,9 @@ async def read(
 @router.get("/performance", name="performance.read", response_model=list[StrategyPerformance],
             responses=AUTHED_ERRORS)
 async def performance(
-    runtime: RuntimeDep, _: Annotated[Principal, allow("performance:read", limit="performance")],
+    runtime: RuntimeDep, principal: Annotated[Principal, allow("performance:read", limit="performance")],
 ) -> list[StrategyPerformance]:
-    """Each strategy's latest score and score history (oldest first), from recorded backtests."""
-    rows = await backtests.PerformanceTracker(runtime.backtests).summary()
+    """Each strategy's latest score and score history (oldest first), from your recorded backtests (all: admins)."""
+    owner = None if principal.is_admin else principal.subject
+    rows = await backtests.PerformanceTracker(runtime.backtests, owner=owner).summary()
     return [StrategyPerformance(**row) for row in rows]

@@ -88,8 +88,9 @@ async def ingest(
         for i, p in enumerate(body.points):  # only a failing body pays for naming the point
             try:
                 rfc3339_to_us(p.timestamp)
-            except ValueError as exc:
-                raise InvalidInput(f"points[{i}].timestamp: {exc}") from None
+            except ValueError:  # the reason's text may quote the value: name the rule instead
+                raise InvalidInput(f"points[{i}].timestamp is not an instant that exists between "
+                                   "0001-01-01 and 9999-12-31 UTC (e.g. February 30 or hour 24)") from None
         raise
     points = [PricePoint(ts, p.close if p.close is not None else p.price, p.open, p.high, p.low, p.volume)  # type: ignore[arg-type]
               for ts, p in zip(stamps, body.points, strict=True)]
