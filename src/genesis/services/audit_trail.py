@@ -16,6 +16,7 @@ from genesis.audit.checkpoints import export_public_key, key_id
 from genesis.audit.events import EVENT_COLUMNS
 from genesis.audit.export import export_lines
 from genesis.errors import InvalidInput, NotFound
+from genesis.safetext import spreadsheet_cell
 from genesis.timeutil import rfc3339
 
 Order = Literal["asc", "desc"]
@@ -86,7 +87,10 @@ def stream_ndjson(store: AuditStore, *, public_keys: list[Any]) -> Iterator[byte
 
 
 def stream_csv(store: AuditStore, *, start_us: int | None, end_us: int | None) -> Iterator[bytes]:
-    """Events as CSV (for spreadsheets), optionally within a time range; constant memory."""
+    """Events as CSV (for spreadsheets), optionally within a time range; constant memory.
+
+    Every cell is :func:`~genesis.safetext.spreadsheet_cell`: control characters escaped, formulas neutralised.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["timestamp", *EVENT_COLUMNS])
@@ -97,16 +101,10 @@ def stream_csv(store: AuditStore, *, start_us: int | None, end_us: int | None) -
             row = event.to_dict()
             if not isinstance(row["metadata"], str):
                 row["metadata"] = orjson.dumps(row["metadata"]).decode()
-            writer.writerow([rfc3339(event.occurred_at_us), *(_csv_cell(row[c]) for c in EVENT_COLUMNS)])
+            writer.writerow([rfc3339(event.occurred_at_us), *(spreadsheet_cell(row[c]) for c in EVENT_COLUMNS)])
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
         if cursor is None:
             return
 
-
-def _csv_cell(value: Any) -> Any:
-    # Spreadsheet formula injection: a cell starting with = + - @ is quoted as text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value
