@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from genesis.safetext import FORMULA_PREFIXES, printable, printable_row, spreadsheet_cell
 
 HOSTILE = {
-    "esc and cr: a fake success": ("bad\x1b[2K\r   42 success admin.login", "bad\\x1b[2K\\x0d   42 success admin.login"),
+    "esc and cr: a fake success": ("bad\x1b[2K\r   42 success admin.login",
+                                   "bad\\x1b[2K\\x0d   42 success admin.login"),
     "bidi override": ("user\u202eexe.txt", "user\\u202eexe.txt"),
     "bidi isolates": ("a\u2066b\u2069c", "a\\u2066b\\u2069c"),
     "c1 next line and csi": ("x\x85y\x9bz", "x\\x85y\\x9bz"),

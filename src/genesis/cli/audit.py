@@ -17,9 +17,9 @@ from genesis.audit.checkpoints import export_public_key
 from genesis.audit.events import Col
 from genesis.cli.common import fail, operator, run_with_runtime, settings
 from genesis.config import Settings
-from genesis.safetext import printable_row
 from genesis.errors import GenesisError, InvalidInput, Unavailable
 from genesis.runtime import Runtime, audit_backend
+from genesis.safetext import printable_row
 from genesis.services import audit_trail, schema
 from genesis.timeutil import rfc3339, to_us
 
