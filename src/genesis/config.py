@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_prices_per_request: int = Field(100_000, ge=1)
+    price_max_future_seconds: int = Field(
+        300, ge=0, le=366 * 86_400, description="Prices may be stored this far ahead of the server's clock."
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
     )

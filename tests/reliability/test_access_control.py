@@ -139,7 +139,8 @@ def test_prices_written_by_one_user_cannot_be_changed_by_another(
     overwrite = [{**p, "price": 1.0} for p in points]
     assert client.post("/prices/ACL/USD", json={"points": overwrite}, headers=people["victor"]).status_code == 403
     attempt = client.post("/prices/ACL/USD", json={"points": overwrite}, headers=people["bob"])
-    assert attempt.status_code == 200 and attempt.json()["inserted"] == 0  # stored points are never overwritten
+    assert attempt.status_code == 409  # stored points are never silently overwritten: a conflict, nothing stored
+    assert [c["stored"]["close"] for c in attempt.json()["conflicts"]] == [100.0 + i for i in range(5)]
     assert client.get("/prices/ACL/USD", headers=people["alice"]).json() == before.json()
     assert client.get("/prices/ACL/USD", headers=people["audrey"]).status_code == 403
 

@@ -105,8 +105,9 @@ def response_for(exc: GenesisError) -> Response:
     elif isinstance(exc, Unavailable):
         headers = {"Retry-After": str(exc.retry_after)}
         extra = {"component": exc.component}
-    if "supported" in exc.details:
-        extra["supported"] = exc.details["supported"]
+    for member in ("supported", "conflicts", "conflict_count"):  # the details meant for the caller
+        if member in exc.details:
+            extra[member] = exc.details[member]
     media_type = "application/json" if isinstance(exc, OAuthError) else "application/problem+json"
     return problem_response(exc.http_status, exc.message, code=exc.code, headers=headers or None, extra=extra or None,
                             media_type=media_type)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,21 @@ class PricePoint(NamedTuple):
     volume: float | None = None
 
 
+OnConflict = Literal["refuse", "skip", "replace"]
+"""What ``PriceStore.add_many`` does with a point whose timestamp is stored with other values: refuse the whole
+batch (nothing written), skip that point (the rest written), or replace the stored values."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceWrite:
+    """What one ``add_many`` call did: identical re-posts are duplicates; a different value is a conflict."""
+
+    inserted: int
+    duplicates: int
+    conflicts: list[tuple[PricePoint, PricePoint]]  # (stored before, sent), in timestamp order
+    replaced: int  # conflicts whose stored values were replaced (on_conflict="replace")
+
+
 @dataclass(frozen=True, slots=True)
 class BacktestRecord:
     id: str
@@ -140,7 +155,9 @@ class PrincipalStore(Protocol):
 
 
 class PriceStore(Protocol):
-    async def add_many(self, symbol: str, points: Sequence[PricePoint]) -> int: ...
+    async def add_many(
+        self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse"
+    ) -> PriceWrite: ...
     async def range(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
     ) -> list[PricePoint]: ...

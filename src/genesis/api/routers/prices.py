@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -10,7 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, TimestampText, problem_responses
+from genesis.audit import new_event
 from genesis.errors import InvalidInput, TooLarge
+from genesis.runtime import Runtime
 from genesis.services import market
 from genesis.services.auth import Principal
 from genesis.storage.protocols import PricePoint
@@ -19,7 +21,8 @@ from genesis.timeutil import rfc3339, rfc3339_to_us, to_us
 router = APIRouter(tags=["prices"])
 
 PositivePrice = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
-SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=32, examples=["BTC/USD"],
+SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=market.SYMBOL_MAX_LENGTH,
+                                 examples=["BTC/USD"],
                                  pattern=market.SYMBOL_PATTERN.pattern)]
 
 
@@ -74,12 +77,16 @@ class PricesOut(BaseModel):
 
 
 @router.post("/prices/{symbol:path}", name="prices.ingest", response_model=IngestOut,
-             responses={**AUTHED_ERRORS, **problem_responses(404, 413)})
+             responses={**AUTHED_ERRORS, **problem_responses(404, 409, 413)})
 async def ingest(
     symbol: SymbolPath, body: PricesIn, request: Request, runtime: RuntimeDep,
-    _: Annotated[Principal, allow("prices:write", limit="prices")], __: RecordIntent,
+    principal: Annotated[Principal, allow("prices:write", limit="prices")], __: RecordIntent,
+    on_conflict: Annotated[Literal["refuse", "replace"], Query(
+        description="A point stored with other values at its timestamp: refuse the request (409, nothing stored, "
+                    "the stored values in the answer) or replace them (audited with the old and new values).",
+    )] = "refuse",
 ) -> IngestOut:
-    """Ingest ticks or bars; points already stored for a timestamp are skipped (idempotent)."""
+    """Ingest ticks or bars; identical re-posts are duplicates (idempotent), different values a 409 conflict."""
     if len(body.points) > runtime.settings.max_prices_per_request:
         raise TooLarge(f"at most {runtime.settings.max_prices_per_request} points per request")
     try:
@@ -94,11 +101,35 @@ async def ingest(
         raise
     points = [PricePoint(ts, p.close if p.close is not None else p.price, p.open, p.high, p.low, p.volume)  # type: ignore[arg-type]
               for ts, p in zip(stamps, body.points, strict=True)]
-    result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points)
-    request_audit(request).metadata.update({"symbol": symbol, "received": result.received,
-                                            "inserted": result.inserted})
+    facts = request_audit(request)
+    facts.metadata["symbol"] = symbol
+    result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points,
+                                        max_future_seconds=runtime.settings.price_max_future_seconds,
+                                        replace=on_conflict == "replace")
+    facts.metadata.update({"received": result.received, "inserted": result.inserted,
+                           "duplicates": result.duplicates, "replaced": len(result.replaced)})
+    if result.replaced:
+        await _record_replacements(runtime, principal, facts.correlation_id, symbol, result.replaced)
     return IngestOut(symbol=symbol, received=result.received, inserted=result.inserted,
                      duplicates=result.duplicates)
+
+
+REPLACEMENTS_PER_EVENT = 500
+
+
+async def _record_replacements(
+    runtime: Runtime, principal: Principal, correlation_id: str, symbol: str,
+    replaced: list[tuple[PricePoint, PricePoint]],
+) -> None:
+    """Commit the old and new values of every replaced point to the trail (``prices.replaced``, 500 per event)."""
+    for start in range(0, len(replaced), REPLACEMENTS_PER_EVENT):
+        chunk = replaced[start : start + REPLACEMENTS_PER_EVENT]
+        await runtime.recorder.record(new_event(
+            "prices.replaced", actor=principal.subject, correlation_id=correlation_id,
+            message=f"replaced {len(chunk)} stored point(s) of {symbol}",
+            metadata={"symbol": symbol, "points": [{"old": market.point_view(old), "new": market.point_view(new)}
+                                                   for old, new in chunk]},
+        ))
 
 
 @router.get("/prices/{symbol:path}", name="prices.read", response_model=PricesOut,
