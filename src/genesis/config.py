@@ -78,8 +78,17 @@ class Settings(BaseSettings):
     token_leeway_seconds: int = Field(10, ge=0, le=60)
     admin_username: str = Field("admin", min_length=1, max_length=64)
     admin_password: SecretStr | None = None
-    login_failures_per_account_per_hour: int = Field(20, ge=1, le=100)
+    login_failures_per_account_per_hour: int = Field(
+        20, ge=1, le=100, description="Failed logins of an account in an hour before its attempts are slowed down."
+    )
     login_attempts_per_ip_per_minute: int = Field(30, ge=1)
+    login_failures_per_account_and_address: int = Field(
+        10, ge=1, le=100, description="Failed logins of one account from one address per 15 minutes."
+    )
+    login_delay_max_seconds: int = Field(60, ge=1, le=3600, description="Cap of the growing delay between attempts.")
+    login_known_address_days: int = Field(
+        30, ge=0, le=365, description="An address with a successful login is exempt from the delays this long."
+    )
 
     # --- rate limits (limits library notation: "N/period") -------------------
     rate_limit_default: str = "120/minute"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from genesis.audit.redaction import get_redactor
-from genesis.errors import GenesisError, RateLimited, Unauthenticated
+from genesis.errors import GenesisError, Unauthenticated
 from genesis.security.passwords import (
     generate_secret,
     hash_password,
@@ -18,6 +18,7 @@ from genesis.security.passwords import (
 from genesis.security.scopes import grant, scopes_for
 from genesis.security.tokens import ACCESS_TYPE, REFRESH_TYPE, TokenClaims, TokenCodec
 from genesis.services.limiter import Limiter
+from genesis.services.login_guard import LoginGuard, LoginPolicy
 from genesis.storage.protocols import ClientStore, PrincipalStore, SessionRecord, TokenStore, UserStore
 from genesis.timeutil import now_us
 
@@ -43,12 +44,6 @@ class OAuthError(GenesisError):
         self.http_status = 401 if error == "invalid_client" else 400
         self.subject = subject
         self.reason = reason
-
-
-class LoginThrottled(RateLimited):
-    """Too many login attempts for an account or from an address."""
-
-    code = "login-throttled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +95,7 @@ class AuthService:
         self, *, users: UserStore, clients: ClientStore, tokens: TokenStore, principals: PrincipalStore,
         codec: TokenCodec,
         limiter: Limiter, access_ttl_seconds: int, refresh_ttl_seconds: int, session_max_age_seconds: int,
-        failures_per_account_per_hour: int, attempts_per_ip_per_minute: int,
+        login_policy: LoginPolicy,
     ) -> None:
         self.users, self.clients, self.tokens, self.codec = users, clients, tokens, codec
         self.principals = principals
@@ -108,21 +103,21 @@ class AuthService:
         self._access_ttl = access_ttl_seconds
         self._refresh_ttl = refresh_ttl_seconds
         self._session_max_age = session_max_age_seconds
-        self._account_limit = f"{failures_per_account_per_hour}/hour"
-        self._ip_limit = f"{attempts_per_ip_per_minute}/minute"
+        self.login_guard = LoginGuard(limiter, login_policy)
 
     # --- grants ------------------------------------------------------------
     async def password_grant(
         self, *, username: str, password: str, scope: str | None, source_ip: str, user_agent: str | None = None
     ) -> TokenGrant:
-        await self._throttle(username=username, source_ip=source_ip)
+        guard = self.login_guard
+        await guard.before_attempt(account=username, address=source_ip)
         user = await self.users.get(username)
         ok, rehashed = await run_hashing(verify_and_update_password, password, user.password_hash if user else None)
         if user is None or not ok or user.disabled:
-            await self._limiter.hit(self._account_limit, "login-fail", username.lower())
+            await guard.failed(account=username, address=source_ip)
             # One answer for unknown user, wrong password and disabled account (no enumeration).
             raise OAuthError("invalid_grant", "invalid username or password")
-        await self._limiter.clear(self._account_limit, "login-fail", username.lower())
+        await guard.succeeded(account=username, address=source_ip)
         if rehashed is not None:  # stored under older hashing parameters: upgrade it now we know the password
             try:  # only if unchanged since we read it: a reset that landed meanwhile wins
                 await self.users.upgrade_password_hash(user.username, user.password_hash, rehashed)
@@ -137,13 +132,15 @@ class AuthService:
     async def client_credentials_grant(
         self, *, client_id: str, client_secret: str, scope: str | None, source_ip: str
     ) -> TokenGrant:
-        await self._throttle(username=f"client:{client_id}", source_ip=source_ip)
+        guard, account = self.login_guard, f"client:{client_id}"
+        await guard.before_attempt(account=account, address=source_ip)
         client = await self.clients.get(client_id)
         ok, rehashed = await run_hashing(verify_and_update_password, client_secret,
                                          client.secret_hash if client else None)
         if client is None or not ok or client.revoked:
-            await self._limiter.hit(self._account_limit, "login-fail", f"client:{client_id}".lower())
+            await guard.failed(account=account, address=source_ip)
             raise OAuthError("invalid_client", "client authentication failed")
+        await guard.succeeded(account=account, address=source_ip)
         if rehashed is not None:  # made under older hashing parameters: upgrade it (see password_grant)
             try:
                 await self.clients.upgrade_secret_hash(client.client_id, client.secret_hash, rehashed)
@@ -250,14 +247,6 @@ class AuthService:
         return generated
 
     # --- internals ---------------------------------------------------------
-    async def _throttle(self, *, username: str, source_ip: str) -> None:
-        by_ip = await self._limiter.hit(self._ip_limit, "login-ip", source_ip)
-        if not by_ip.allowed:
-            raise LoginThrottled("too many login attempts from this address", retry_after=by_ip.reset_after)
-        by_account = await self._limiter.peek(self._account_limit, "login-fail", username.lower())
-        if not by_account.allowed:
-            raise LoginThrottled("too many failed logins for this account", retry_after=by_account.reset_after)
-
     async def _active(self, subject: str) -> tuple[str, int] | None:
         """(role, token generation) of an active principal, None when disabled, revoked or unknown."""
         kind, _, name = subject.partition(":")
