@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from genesis import __version__
 from genesis.api.authentication import Gatekeeper, RouteTable
+from genesis.api.bulk_body import publish_schemas
 from genesis.api.clientip import ClientAddressResolver
 from genesis.api.deps import current_principal
 from genesis.api.lifespan import server_lifespan
@@ -14,6 +15,7 @@ from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
 from genesis.api.routers.docs import docs_router
+from genesis.api.routers.prices import PricesIn
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 
@@ -55,6 +57,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
         app.include_router(module.router)
     app.include_router(docs_router(app))
+    publish_schemas(app, PricesIn)  # the body of POST /prices/{symbol}, which the route reads itself
     gatekeeper = Gatekeeper(
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),
         routes=RouteTable.from_routes(app.routes, principal_dependency=current_principal),

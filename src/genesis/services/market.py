@@ -7,10 +7,11 @@ asked - and then audited with the old and new values), never a silent duplicate.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,14 +47,14 @@ def check_symbol(symbol: str) -> str:
     return symbol
 
 
-def check_points(points: Sequence[PricePoint], *, not_after_us: int | None = None) -> None:
+def check_points(points: Sequence[PricePoint], *, not_after_us: int | None = None, offset: int = 0) -> None:
     """Prices finite and > 0, timestamps strictly increasing and not after ``not_after_us``.
 
     Raises:
-        InvalidInput: naming the index of the first bad point.
+        InvalidInput: naming the index of the first bad point (``offset`` + its position in ``points``).
     """
     previous = None
-    for index, point in enumerate(points):
+    for index, point in enumerate(points, offset):
         for name in ("close", "open", "high", "low"):
             value = getattr(point, name)
             if value is not None and (not math.isfinite(value) or value <= 0):
@@ -105,6 +106,7 @@ class PriceConflict(Conflict):
 
 
 MAX_CONFLICTS_SHOWN = 100
+CHECK_BATCH = 5_000
 
 
 async def ingest_prices(
@@ -117,12 +119,37 @@ async def ingest_prices(
         PriceConflict: a point differs from the stored one at its timestamp and ``replace`` is False (409).
     """
     check_symbol(symbol)
-    check_points(points, not_after_us=future_bound(max_future_seconds))
+    not_after = future_bound(max_future_seconds)
+    for start in range(0, len(points), CHECK_BATCH):  # up to 100,000 points: the loop serves others in between
+        first = max(start - 1, 0)  # one point of overlap: the order is checked across batches too
+        check_points(points[first : start + CHECK_BATCH], not_after_us=not_after, offset=first)
+        if len(points) > CHECK_BATCH:
+            await asyncio.sleep(0)
     write = await store.add_many(symbol, points, on_conflict="replace" if replace else "refuse")
     if write.conflicts and not replace:
         raise PriceConflict(write.conflicts)
     return IngestResult(symbol, len(points), write.inserted, write.duplicates,
                         write.conflicts if write.replaced else [])
+
+
+async def read_price_batches(
+    *, store: PriceStore, symbol: str, start_us: int | None, end_us: int | None, limit: int, batch: int = 5_000
+) -> AsyncIterator[list[PricePoint]]:
+    """The stored points of ``symbol`` in time order, ``batch`` at a time (a large read never holds the loop).
+
+    Raises:
+        InvalidInput: a bad symbol or range.
+        NotFound: nothing is stored for the symbol (raised before the first batch).
+    """
+    check_symbol(symbol)
+    if start_us is not None and end_us is not None and end_us <= start_us:
+        raise InvalidInput("end must be later than start")
+    empty = True
+    async for points in store.range_batches(symbol, start_us=start_us, end_us=end_us, limit=limit, batch=batch):
+        empty = False
+        yield points
+    if empty and not await store.exists(symbol):
+        raise NotFound("no prices stored for this symbol")
 
 
 async def read_prices(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
@@ -87,7 +87,7 @@ class SqlPriceStore:
         self, conn: AsyncConnection, symbol: str, points: Sequence[PricePoint], on_conflict: OnConflict
     ) -> PriceWrite:
         stored = await self._stored(conn, symbol, [p.ts_us for p in points])
-        new, duplicates, conflicts = classify(points, stored)
+        new, duplicates, conflicts = await asyncio.to_thread(classify, points, stored)
         inserted = 0
         raced: list[int] = []
         for start in range(0, len(new), _CHUNK):
@@ -172,6 +172,31 @@ class SqlPriceStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [PricePoint(r.ts_us, r.close, r.open, r.high, r.low, r.volume) for r in rows]
+
+    async def range_batches(
+        self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int, batch: int = 5_000
+    ) -> AsyncIterator[list[PricePoint]]:
+        """Like ``range``, ``batch`` points per query (keyset pagination on the primary key)."""
+        remaining, after = limit, None
+        columns = (prices.c.ts_us, prices.c.close, prices.c.open, prices.c.high, prices.c.low, prices.c.volume)
+        while remaining > 0:
+            size = min(batch, remaining)
+            query = select(*columns).where(prices.c.symbol == symbol)
+            if start_us is not None:
+                query = query.where(prices.c.ts_us >= start_us)
+            if end_us is not None:
+                query = query.where(prices.c.ts_us < end_us)
+            if after is not None:
+                query = query.where(prices.c.ts_us > after)
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query.order_by(prices.c.ts_us).limit(size))).all()
+            if not rows:
+                return
+            points = [PricePoint(*row) for row in rows]
+            yield points
+            if len(rows) < size:
+                return
+            after, remaining = points[-1].ts_us, remaining - len(rows)
 
     async def closes(
         self, symbol: str, *, start_us: int | None = None, end_us: int | None = None

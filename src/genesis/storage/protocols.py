@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
@@ -161,6 +161,9 @@ class PriceStore(Protocol):
     async def range(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
     ) -> list[PricePoint]: ...
+    def range_batches(
+        self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int, batch: int
+    ) -> AsyncIterator[list[PricePoint]]: ...
     async def closes(
         self, symbol: str, *, start_us: int | None = None, end_us: int | None = None
     ) -> tuple[list[int], list[float]]: ...

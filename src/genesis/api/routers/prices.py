@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from genesis.api.bulk_body import openapi_body, read_list_body
 from genesis.api.deps import RecordIntent, RuntimeDep, allow
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, TimestampText, problem_responses
 from genesis.audit import new_event
-from genesis.errors import InvalidInput, TooLarge
+from genesis.errors import InvalidInput
 from genesis.runtime import Runtime
 from genesis.services import market
 from genesis.services.auth import Principal
 from genesis.storage.protocols import PricePoint
-from genesis.timeutil import rfc3339, rfc3339_to_us, to_us
+from genesis.timeutil import rfc3339_to_us, to_us
 
 router = APIRouter(tags=["prices"])
 
@@ -77,9 +80,9 @@ class PricesOut(BaseModel):
 
 
 @router.post("/prices/{symbol:path}", name="prices.ingest", response_model=IngestOut,
-             responses={**AUTHED_ERRORS, **problem_responses(404, 409, 413)})
+             responses={**AUTHED_ERRORS, **problem_responses(404, 409, 413)}, openapi_extra=openapi_body(PricesIn))
 async def ingest(
-    symbol: SymbolPath, body: PricesIn, request: Request, runtime: RuntimeDep,
+    symbol: SymbolPath, request: Request, runtime: RuntimeDep,
     principal: Annotated[Principal, allow("prices:write", limit="prices")], __: RecordIntent,
     on_conflict: Annotated[Literal["refuse", "replace"], Query(
         description="A point stored with other values at its timestamp: refuse the request (409, nothing stored, "
@@ -87,20 +90,10 @@ async def ingest(
     )] = "refuse",
 ) -> IngestOut:
     """Ingest ticks or bars; identical re-posts are duplicates (idempotent), different values a 409 conflict."""
-    if len(body.points) > runtime.settings.max_prices_per_request:
-        raise TooLarge(f"at most {runtime.settings.max_prices_per_request} points per request")
-    try:
-        stamps = [rfc3339_to_us(p.timestamp) for p in body.points]
-    except ValueError:
-        for i, p in enumerate(body.points):  # only a failing body pays for naming the point
-            try:
-                rfc3339_to_us(p.timestamp)
-            except ValueError:  # the reason's text may quote the value: name the rule instead
-                raise InvalidInput(f"points[{i}].timestamp is not an instant that exists between "
-                                   "0001-01-01 and 9999-12-31 UTC (e.g. February 30 or hour 24)") from None
-        raise
-    points = [PricePoint(ts, p.close if p.close is not None else p.price, p.open, p.high, p.low, p.volume)  # type: ignore[arg-type]
-              for ts, p in zip(stamps, body.points, strict=True)]
+    # The body (PricesIn, up to 16 MiB) is parsed as it arrives and validated in batches: see api/bulk_body.py.
+    limit = runtime.settings.max_prices_per_request
+    body: list[PointIn] = await read_list_body(request, PricesIn, "points", max_items=limit)
+    points = await _price_points(body)
     facts = request_audit(request)
     facts.metadata["symbol"] = symbol
     result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points,
@@ -112,6 +105,31 @@ async def ingest(
         await _record_replacements(runtime, principal, facts.correlation_id, symbol, result.replaced)
     return IngestOut(symbol=symbol, received=result.received, inserted=result.inserted,
                      duplicates=result.duplicates)
+
+
+async def _price_points(body: list[PointIn], batch: int = 2_000) -> list[PricePoint]:
+    """The points to store, converted ``batch`` at a time with the loop serving others in between.
+
+    On the loop rather than a thread: a thread busy with Python code would make every wake-up of the loop wait
+    for the GIL (the convoy effect), which costs other requests more than these few-millisecond steps.
+    """
+    points: list[PricePoint] = []
+    for start in range(0, len(body), batch):
+        chunk = body[start : start + batch]
+        try:
+            stamps = [rfc3339_to_us(p.timestamp) for p in chunk]
+        except ValueError:
+            for i, p in enumerate(chunk, start):  # only a failing body pays for naming the point
+                try:
+                    rfc3339_to_us(p.timestamp)
+                except ValueError:  # the reason's text may quote the value: name the rule instead
+                    raise InvalidInput(f"points[{i}].timestamp is not an instant that exists between "
+                                       "0001-01-01 and 9999-12-31 UTC (e.g. February 30 or hour 24)") from None
+            raise
+        points.extend(PricePoint(ts, p.close if p.close is not None else p.price, p.open, p.high, p.low,  # type: ignore[arg-type]
+                                 p.volume) for ts, p in zip(stamps, chunk, strict=True))
+        await asyncio.sleep(0)
+    return points
 
 
 REPLACEMENTS_PER_EVENT = 500
@@ -139,13 +157,18 @@ async def read(
     start: Annotated[Timestamp | None, Query(description="Inclusive start (RFC 3339).")] = None,
     end: Annotated[Timestamp | None, Query(description="Exclusive end (RFC 3339).")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-) -> PricesOut:
+) -> Response:
     """Stored prices of a symbol in time order."""
-    points = await market.read_prices(
+    # Up to 100,000 points: read and encoded 5,000 at a time, the loop serving others in between (a PricesOut).
+    fragments: list[bytes] = []
+    count = 0
+    async for batch in market.read_price_batches(
         store=runtime.prices, symbol=symbol, start_us=to_us(start) if start else None,
         end_us=to_us(end) if end else None, limit=limit,
-    )
-    return PricesOut(symbol=symbol, count=len(points), points=[
-        PointOut(timestamp=rfc3339(p.ts_us), close=p.close, open=p.open, high=p.high, low=p.low, volume=p.volume)
-        for p in points
-    ])
+    ):
+        count += len(batch)
+        fragments.append(orjson.dumps([market.point_view(p) for p in batch])[1:-1])
+        await asyncio.sleep(0)
+    body = b"".join((b'{"symbol":', orjson.dumps(symbol), b',"count":', str(count).encode(), b',"points":[',
+                     b",".join(fragments), b"]}"))
+    return Response(body, media_type="application/json")
