@@ -8,7 +8,10 @@ holds it for more than a few milliseconds.
 
 What is accepted and refused is the same as FastAPI's own handling of a body declared as the model: the same
 content types, the same pydantic item validation with the same locations (``["body", "points", 3, "price"]``) in a
-422 ``RequestValidationError``. The route declares the model for the OpenAPI document with :func:`openapi_body`.
+422 ``RequestValidationError``. Three differences, on purpose: too many items is a 413 before any is validated; an
+unknown top-level member stops the reading at once (its error alone is reported); at most MAX_ERRORS errors are
+listed. A JSON syntax error is located at ``["body"]`` (the incremental parser does not report the offset). The
+route declares the model for the OpenAPI document with :func:`openapi_body`.
 """
 
 from __future__ import annotations
@@ -94,11 +97,13 @@ async def read_list_body(request: Request, model: type[M], field: str, *, max_it
             extra = [key for key, _ in pairs.items if key != field]
             if extra:  # stop at the first unknown member (mass assignment): nothing after it matters
                 raise _body_error("extra_forbidden", "Extra inputs are not permitted", extra[0][:64])
+        if not received:
+            raise _body_error("missing", "Field required")
         parser.close()
     except ijson.JSONError:
         raise _body_error("json_invalid", "JSON decode error") from None
-    if first is None:  # nothing at all is a missing body; blanks are not JSON
-        raise _body_error("json_invalid", "JSON decode error") if received else _body_error("missing", "Field required")
+    if first is None:  # blanks only: not JSON (an empty body was refused above as missing)
+        raise _body_error("json_invalid", "JSON decode error")
     values = [value for key, value in pairs.items if key == field]
     if not values:
         raise _body_error("missing", "Field required", field)
@@ -127,7 +132,8 @@ async def _validate_items(model: type[BaseModel], field: str, items: list[Any]) 
     errors: list[dict[str, Any]] = []
     for start in range(0, len(items), BATCH_ITEMS):
         try:
-            valid.extend(adapter.validate_python(items[start : start + BATCH_ITEMS]))
+            # from_attributes as FastAPI validates bodies: the same error types (model_attributes_type...)
+            valid.extend(adapter.validate_python(items[start : start + BATCH_ITEMS], from_attributes=True))
         except ValidationError as exc:
             for error in exc.errors():
                 index, *rest = error["loc"]
