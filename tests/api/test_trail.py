@@ -93,3 +93,17 @@ def test_a_cursor_past_64_bits_is_refused_with_422_not_500(client: TestClient) -
         assert response.status_code == 422, (cursor, response.text)
     assert client.get("/audit/events", params={"cursor": "9223372036854775807"},
                       headers=bearer(admin)).status_code == 200
+
+
+def test_a_crash_is_answered_with_a_500_problem_and_recorded_once_with_outcome_error(client: TestClient) -> None:
+    async def boom() -> None:
+        raise RuntimeError("a bug, not a refusal")
+
+    client.app.add_api_route("/boom", boom)  # type: ignore[attr-defined]
+    crashed = client.get("/boom", headers={"X-Request-ID": "crash-1"})
+    assert crashed.status_code == 500
+    assert crashed.headers["content-type"] == "application/problem+json"
+    assert "a bug" not in crashed.text and crashed.json()["correlation_id"] == "crash-1"
+    admin = token_for(client)["access_token"]
+    recorded = _events(client, admin, correlation_id="crash-1")
+    assert [(e["status"], e["outcome"], e["path"]) for e in recorded] == [(500, "error", "/boom")]

@@ -13,6 +13,7 @@ while ingesting, 0.7-2.4 s while reading; after: 25-125 ms).
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -159,3 +160,23 @@ def test_small_writes_and_reads_answer_as_before(server: LiveServer, token: str)
     assert [p["close"] for p in read["points"]] == [13.0, 14.0, 15.0, 16.0, 17.0]
     assert read["points"][0] == {"timestamp": "2025-01-01T00:00:03.000000Z", "close": 13.0, "open": None,
                                  "high": None, "low": None, "volume": None}
+
+
+def _status_before_sending_the_body(server: LiveServer, request_head: bytes) -> int:
+    """Send only a request's head (declaring a body) and read the status line the server answers with at once."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(request_head)
+        status_line = conn.makefile("rb").readline()
+    return int(status_line.split()[1])
+
+
+def test_no_body_is_read_before_authentication_and_anonymous_bodies_are_capped(server: LiveServer) -> None:
+    # 15,000,000 bytes declared and none sent: the answer comes anyway, so nothing of the body was waited for.
+    anonymous = (b"POST /prices/BTC HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 15000000\r\n\r\n")
+    assert _status_before_sending_the_body(server, anonymous) == 401
+    forged = anonymous.replace(b"Host: x\r\n", b"Host: x\r\nAuthorization: Bearer not.a.token\r\n")
+    assert _status_before_sending_the_body(server, forged) == 401
+    token_route = b"POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n" \
+                  b"Content-Length: 9000\r\n\r\n"
+    assert _status_before_sending_the_body(server, token_route) == 413  # the routes without a token take 8 KiB
