@@ -164,7 +164,7 @@ def check_int(value: object, *, name: str, minimum: int, maximum: int | None = N
         If ``value`` is not an integer or lies outside the bounds.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise InvalidInput(f"{name} must be an integer (got a {type(value).__name__})")
+        raise InvalidInput(f"{name} must be an integer (got {value!r})")
     ivalue = int(value)
     if ivalue < minimum:
         raise InvalidInput(f"{name} must be >= {minimum} (got {name}={ivalue})")
@@ -226,7 +226,7 @@ def check_float(
         the bounds.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise InvalidInput(f"{name} must be a number (got a {type(value).__name__})")
+        raise InvalidInput(f"{name} must be a number (got {value!r})")
     fvalue = float(value)
     if not math.isfinite(fvalue):
         raise InvalidInput(f"{name} must be finite (got {name}={fvalue})")
