@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -131,3 +133,68 @@ def token_for(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# --- no process outlives the suite ------------------------------------------------------------------------------------
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, grandchildren...), read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat:
+                fields = stat.read().rsplit(b")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        if fields[0] != b"Z":  # a zombie is already dead; its parent reaps it
+            parents.setdefault(int(fields[1]), []).append(int(entry))
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in parents.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def _command_line(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return cmdline.read().replace(b"\0", b" ").decode(errors="replace").strip()[:200]
+    except OSError:
+        return "?"
+
+
+# The stdlib's own helper processes: they belong to this interpreter and end with it.
+INTERPRETER_HELPERS = ("multiprocessing.resource_tracker", "multiprocessing.forkserver")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop whatever a test left running (a server, a worker, a browser) and fail the run that left it.
+
+    Every test stops what it starts, also when it fails (context managers, ``finally``); this is the net under that
+    rule, so a leak is reported by name instead of surviving the run.
+    """
+    import signal
+    import time
+
+    leftovers = [(pid, cmd) for pid in _descendants(os.getpid())
+                 if not any(helper in (cmd := _command_line(pid)) for helper in INTERPRETER_HELPERS)]
+    if not leftovers:
+        return
+    for pid, _ in leftovers:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    pids = {pid for pid, _ in leftovers}
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and pids & set(_descendants(os.getpid())):
+        time.sleep(0.1)
+    for pid in pids & set(_descendants(os.getpid())):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    report = "\n".join(f"  pid {pid}: {cmd}" for pid, cmd in leftovers)
+    print(f"\nERROR: tests left {len(leftovers)} process(es) running; they were killed:\n{report}", file=sys.stderr)
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

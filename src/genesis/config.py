@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+import warnings
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -107,10 +108,21 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_console: bool = True
     log_dir: Path | None = Field(None, description="Default <data_dir>/logs.")
-    log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
-    log_file_backups: int = Field(5, ge=0)
-    log_daily_backups: int = Field(30, ge=0)
+    log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="Rotate before genesis.log passes this.")
+    log_file_backups: int = Field(30, ge=0, description="Rotated files kept (newest first); 0 = none.")
+    log_file_max_total_bytes: int = Field(
+        1024 * 1024 * 1024, ge=0, description="Rotated files kept within this many bytes in all; 0 = no byte cap."
+    )
+    log_rotate_daily: bool = Field(True, description="Also rotate at the first write of each UTC day.")
+    log_daily_backups: int | None = Field(
+        None, ge=0, description="Deprecated (one rotating file now): 0 = log_rotate_daily=false, else ignored."
+    )
     log_gzip: bool = False
+    log_format: Literal["json", "ecs", "otel"] = Field("json", description="Field names of the JSON lines.")
+    log_console_format: Literal["auto", "console", "json"] = Field(
+        "auto", description="auto = coloured key=value on a terminal, JSON lines otherwise."
+    )
+    log_service_name: str = Field("genesis", min_length=1, description="service.name in ECS and OTel lines.")
     log_redact_fields: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Extra field names to redact."
     )
@@ -185,6 +197,22 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{(self.data_dir / 'genesis.db').as_posix()}"
         if self.log_dir is None:
             self.log_dir = self.data_dir / "logs"
+        return self
+
+    @model_validator(mode="after")
+    def _deprecated_daily_backups(self) -> Settings:
+        if self.log_daily_backups is not None:
+            # FutureWarning, not DeprecationWarning: the reader is an operator, and Python shows it by default.
+            warnings.warn(
+                "GENESIS_LOG_DAILY_BACKUPS is deprecated: genesis.log now rotates by size and by UTC day into one "
+                "series of files, capped by GENESIS_LOG_FILE_BACKUPS and GENESIS_LOG_FILE_MAX_TOTAL_BYTES"
+                + ("; 0 is read as GENESIS_LOG_ROTATE_DAILY=false" if self.log_daily_backups == 0 else
+                   "; the value is ignored"),
+                FutureWarning,
+                stacklevel=2,
+            )
+            if self.log_daily_backups == 0:
+                self.log_rotate_daily = False
         return self
 
     # --- derived -----------------------------------------------------------

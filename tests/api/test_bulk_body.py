@@ -26,14 +26,16 @@ def _post(client: TestClient, headers: dict[str, str], content: bytes, content_t
 
 
 def _errors(response: Any) -> list[tuple[Any, ...]]:
+    if response.status_code == 415:  # a body that is not JSON: the problem type says so, as for every JSON route
+        return [(("body",), response.json()["type"].rsplit("/", 1)[1])]
     assert response.status_code == 422, response.text
     return [(tuple(e["loc"]), e["type"]) for e in response.json()["errors"]]  # (the problem shows loc as text)
 
 
 @pytest.mark.parametrize(("content", "content_type", "expected"), [
     (b'{"points": [{"timestamp": "2026-01-01T00:00:00Z", "price": 1}]}', "text/plain",
-     [(("body",), "model_attributes_type")]),
-    (b'{"points": [{"timestamp": "2026-01-01T00:00:00Z", "price": 1}]}', None, [(("body",), "model_attributes_type")]),
+     [(("body",), "unsupported-media-type")]),
+    (b'{"points": [{"timestamp": "2026-01-01T00:00:00Z", "price": 1}]}', None, [(("body",), "unsupported-media-type")]),
     (b"", "application/json", [(("body",), "missing")]),
     (b"   ", "application/json", [(("body",), "json_invalid")]),
     (b'{"points": [', "application/json", [(("body",), "json_invalid")]),

@@ -93,3 +93,76 @@ def test_ready_is_ok_when_everything_answers(client: TestClient) -> None:
     response = client.get("/ready")
     assert response.status_code == 200
     assert response.json()["checks"]["database"] == "ok"
+
+
+# --- one vocabulary -----------------------------------------------------------------------------------------------
+
+
+def test_malformed_json_names_the_line_and_column(client: TestClient) -> None:
+    admin = bearer(token_for(client)["access_token"])
+    response = client.post("/strategy/calculate", content=b'{\n  "strategy_name": "sma",\n  "prices": [1, 2,]\n}',
+                           headers={**admin, "Content-Type": "application/json"})
+    assert response.status_code == 422
+    body = response.json()
+    assert body["type"].endswith("/validation-error")
+    assert "line 3, column" in body["detail"] and "not valid JSON" in body["detail"]
+
+
+def test_a_body_sent_without_a_json_content_type_is_415_saying_so(client: TestClient) -> None:
+    admin = bearer(token_for(client)["access_token"])
+    # What `curl -d '{...}'` sends when -H 'Content-Type: application/json' is forgotten.
+    response = client.post("/strategy/calculate", content=b'{"strategy_name": "sma", "prices": [1, 2], "period": 1}',
+                           headers={**admin, "Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 415
+    body = response.json()
+    assert body["type"].endswith("/unsupported-media-type") and "Content-Type: application/json" in body["detail"]
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def test_unknown_routes_and_methods_say_what_exists(client: TestClient) -> None:
+    missing = client.get("/nowhere")
+    assert missing.status_code == 404 and "no route matches GET /nowhere" in missing.json()["detail"]
+    assert missing.json()["type"].endswith("/not-found")
+    wrong = client.delete("/health")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"
+    assert wrong.json()["type"].endswith("/method-not-allowed") and "allowed: GET" in wrong.json()["detail"]
+
+
+def test_a_trailing_slash_is_not_redirected(client: TestClient) -> None:
+    admin = bearer(token_for(client)["access_token"])
+    response = client.post("/strategy/calculate/", json={"strategy_name": "sma", "prices": [1.0, 2.0], "period": 1},
+                           headers=admin, follow_redirects=False)
+    assert response.status_code == 404  # no 307 built from the Host header
+    assert "did you mean /strategy/calculate" in response.json()["detail"]
+
+
+def test_every_problem_type_has_one_status_and_every_domain_error_is_registered() -> None:
+    from genesis import errors
+    from genesis.api.problems import PROBLEM_TYPES
+    from genesis.services.auth import LoginThrottled
+
+    def subclasses(cls: type) -> list[type]:
+        return [cls, *(s for sub in cls.__subclasses__() for s in subclasses(sub))]
+
+    for cls in subclasses(errors.GenesisError):
+        # The base class, OAuthError (its code is the RFC 6749 error of each instance, registered below) and
+        # ConfigurationError (it stops the start; no request is ever answered with it).
+        if cls.code not in ("error", "configuration"):
+            assert cls.code in PROBLEM_TYPES, cls
+            assert PROBLEM_TYPES[cls.code].status == cls.http_status, cls
+    assert PROBLEM_TYPES[LoginThrottled.code].status == 429
+    for oauth in ("invalid_request", "invalid_client", "invalid_grant", "invalid_scope", "unsupported_grant_type"):
+        assert PROBLEM_TYPES[oauth.replace("_", "-")].status == (401 if oauth == "invalid_client" else 400)
+    assert all(code == code.lower() and "_" not in code for code in PROBLEM_TYPES)  # one spelling: kebab-case
+
+
+def test_the_readme_lists_every_problem_type_with_its_status() -> None:
+    import re
+    from pathlib import Path
+
+    from genesis.api.problems import PROBLEM_TYPES
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Errors", 1)[1].split("\n## ", 1)[0]
+    listed = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| `([a-z-]+)` \| (\d{3}) \|", section, re.M)}
+    assert listed == {code: p.status for code, p in PROBLEM_TYPES.items()}

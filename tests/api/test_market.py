@@ -208,3 +208,20 @@ def test_anomalies_on_stored_prices_find_an_injected_spike(client: TestClient, t
     assert robust["method"] == "mad" and robust["latest"]["is_anomaly"] is True
     assert client.get("/anomalies/SPK", params={"method": "nope"}, headers=trader).status_code == 422
     assert client.get("/anomalies/SPK", params={"window": 1}, headers=trader).status_code == 422
+
+
+def test_anomalies_without_bounds_scan_the_whole_series_and_say_so(client: TestClient, trader: dict[str, str]) -> None:
+    closes = _walk(300, seed=5)
+    for spike in (120, 240):
+        closes[spike] *= 1.25  # two isolated jumps (each also makes a jump back down)
+    client.post("/prices/WHOLE", json={"points": _points(closes)}, headers=trader)
+    everything = client.get("/anomalies/WHOLE", params={"threshold": 4}, headers=trader).json()
+    flagged = {a["timestamp"] for a in everything["anomalies"]}
+    assert len(flagged) >= 2, everything  # an empty list would read as "nothing anomalous"
+    assert everything["scanned"]["points"] == 300
+    first, last = _points(closes)[0]["timestamp"], _points(closes)[-1]["timestamp"]
+    assert everything["scanned"]["start"].startswith(first[:19]) and everything["scanned"]["end"].startswith(last[:19])
+    later = client.get("/anomalies/WHOLE", params={"threshold": 4, "start": _points(closes)[200]["timestamp"]},
+                       headers=trader).json()
+    assert later["scanned"]["points"] == 100
+    assert {a["timestamp"] for a in later["anomalies"]} == {t for t in flagged if t >= later["scanned"]["start"]}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +32,32 @@ def append_with_own_writer(url: str, count: int, tag: str, key_dir: str) -> int:
         store.close()
 
 
-def log_many_lines(settings_values: dict[str, Any], count: int, tag: str, start: Any = None) -> None:
-    """Configure logging from settings in this process and write ``count`` tagged lines."""
+def log_many_lines(settings_values: dict[str, Any], count: int, tag: str, start: Any = None, nice: int = 0) -> None:
+    """Configure logging from settings in this process and write ``count`` tagged lines.
+
+    ``start`` (a barrier) lines the processes up so that they write at the same time; ``nice`` lowers this
+    process's priority once imports are done, so that CPU-bound neighbours starve it while it writes and closes.
+    """
     from genesis.audit.logging import setup_logging
     from genesis.config import Settings
 
-    runtime = setup_logging(Settings(_env_file=None, **settings_values))
+    settings = Settings(_env_file=None, **settings_values)
+    if nice:
+        os.nice(nice)  # on Linux a thread's own: before setup_logging, whose listener thread inherits it
+    runtime = setup_logging(settings)
     log = logging.getLogger("genesis.test.rotation")
     if start is not None:
-        start.wait(30)  # all processes write at the same time
+        start.wait(120)
     try:
         for i in range(count):
             log.warning("line %s-%d %s", tag, i, "x" * 120, extra={"n": i, "tag": tag})
     finally:
         runtime.close()
+
+
+def burn_cpu(stop: Any, seconds: float) -> None:
+    """Spin until ``stop`` is set or ``seconds`` have passed (the bound holds even if the test dies)."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and time.monotonic() < deadline:
+        for _ in range(200_000):
+            pass

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.timeout(300)
 
 # Routes anyone may call. Every other route must declare an OAuth2 requirement in the OpenAPI document.
 PUBLIC = {("GET", "/health"), ("GET", "/ready"), ("POST", "/token"), ("POST", "/token/revoke"),
-          ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc")}
+          ("GET", "/openapi.json"), ("GET", "/docs"), ("GET", "/docs/oauth2-redirect"), ("GET", "/redoc"),
+          ("GET", "/console")}
 PATH_VALUES = {"symbol": "BTC", "backtest_id": "00000000-0000-4000-8000-000000000000", "event_id": "nope",
                "name": "sma"}
 
@@ -48,7 +49,7 @@ def _security(app: FastAPI) -> dict[tuple[str, str], list[str] | None]:
         for method, operation in operations.items():
             requirements = operation.get("security")
             found[(method.upper(), path)] = (
-                None if not requirements else sorted({s for req in requirements for s in req.get("OAuth2", [])})
+                None if not requirements else sorted({s for req in requirements for s in req.get("OAuth2Password", [])})
             )
     return found
 

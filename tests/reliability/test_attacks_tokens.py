@@ -287,7 +287,8 @@ def test_token_errors_use_rfc6749_codes_and_are_never_cached(
     assert response.status_code == status, response.text
     body = strict_json(response.content)
     assert body["error"] == error and body["error_description"]
-    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["content-type"].startswith("application/problem+json")  # a problem document, too
+    assert body["type"] == f"https://genesis.dev/problems/{error.replace('_', '-')}" and body["status"] == status
     assert response.headers["cache-control"] == "no-store" and response.headers["pragma"] == "no-cache"
     if status == 401:
         assert "Basic" in response.headers["www-authenticate"]  # RFC 6749 5.2: say how to authenticate

@@ -33,7 +33,24 @@ INJECTION = ('inj\r\n{"level":"CRITICAL","event":"forged","correlation_id":"x"}'
 LINE_BREAKS = (b"\r", "\u2028".encode(), "\u2029".encode(), "\u0085".encode())
 
 
-def _log_lines(logs: Path) -> list[dict[str, Any]]:
+TERMINAL_CONTROLS = ("\x1b", "\x85", "\x9b")
+
+
+def _strings(value: Any) -> Iterable[str]:
+    """Every string inside a decoded JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _log_lines(logs: Path, fields: Iterable[str] = ("timestamp", "level", "logger", "event", "correlation_id"),
+               ) -> list[dict[str, Any]]:
     """Every line of every log file under ``logs``, each parsed strictly as one JSON object."""
     records = []
     files = [p for p in logs.rglob("*") if p.is_file() and not p.name.startswith(".")]
@@ -45,7 +62,7 @@ def _log_lines(logs: Path) -> list[dict[str, Any]]:
             assert not any(mark in raw for mark in LINE_BREAKS), f"{path.name}:{number} holds a raw line break"
             record = strict_json(raw)
             assert isinstance(record, dict), f"{path.name}:{number}"
-            assert {"timestamp", "level", "logger", "event", "correlation_id"} <= set(record), record
+            assert set(fields) <= set(record), record
             records.append(record)
     return records
 
@@ -94,9 +111,9 @@ def test_hostile_input_gives_exactly_one_json_line_per_event_in_logs_and_audit(m
     access = [r for r in records if r["logger"] == "genesis.api.access"]
     for label, response, audited in sent:
         correlation_id = response.headers["x-request-id"]
-        # Each request: one access line per log file (the size-rotated file and the daily file hold the same lines).
+        # Each request: exactly one access line (one rotating file: no second copy of every line).
         mine = [r for r in access if r["correlation_id"] == correlation_id]
-        assert len(mine) == 2, (label, mine)
+        assert len(mine) == 1, (label, mine)
         assert mine[0]["status"] == response.status_code
         assert not any(r.get("event") == "forged" or r.get("level") == "CRITICAL" for r in records), label
         if audited and response.status_code != 404:  # an unmatched path is refused before anyone is identified
@@ -106,6 +123,9 @@ def test_hostile_input_gives_exactly_one_json_line_per_event_in_logs_and_audit(m
             assert len([e for e in events if e["outcome"] != "started"]) == 1, (label, events)
             assert len(events) <= 2, (label, events)
     assert any("forged" in json.dumps(r) for r in records), "the hostile text never reached a log line"
+    # ... and no terminal control survives decoding: ESC and the C1 controls arrive as visible text.
+    assert not [r for r in records if any(c in text for text in _strings(r) for c in TERMINAL_CONTROLS)]
+    assert any("\\x1b[31m" in s for r in records for s in _strings(r))
     # The hostile text is kept (escaped) where it belongs, not dropped: the audit row shows what was sent.
     agent = api.client.get("/audit/events", params={"correlation_id": sent[0][1].headers["x-request-id"]},
                            headers=api.admin).json()["events"][0]["user_agent"]
@@ -164,12 +184,21 @@ def _files(paths: Iterable[Path]) -> dict[str, bytes]:
     return {str(p): p.read_bytes() for p in paths if p.is_file()}
 
 
-def test_sentinel_secrets_appear_in_no_log_audit_row_database_or_response(tmp_path: Path) -> None:
+# The fields every line of each GENESIS_LOG_FORMAT has.
+FORMAT_FIELDS = {
+    "json": ("timestamp", "level", "logger", "event", "correlation_id"),
+    "ecs": ("@timestamp", "log.level", "message", "ecs.version", "log", "process", "service"),
+    "otel": ("timestamp", "observed_timestamp", "severity_text", "severity_number", "body", "attributes", "resource"),
+}
+
+
+@pytest.mark.parametrize("log_format", list(FORMAT_FIELDS))
+def test_sentinel_secrets_appear_in_no_log_audit_row_database_or_response(tmp_path: Path, log_format: str) -> None:
     marks = {kind: _marked(kind) for kind in ("signing-key", "audit-hmac-key", "admin-password", "user-password",
                                               "wrong-password", "new-password")}
     env = {"GENESIS_SECRET_KEY": marks["signing-key"], "GENESIS_AUDIT_HMAC_KEY": marks["audit-hmac-key"],
            "GENESIS_ADMIN_PASSWORD": marks["admin-password"], "GENESIS_RATE_LIMITS_ENABLED": "false",
-           "GENESIS_LOG_LEVEL": "DEBUG"}
+           "GENESIS_LOG_LEVEL": "DEBUG", "GENESIS_LOG_FORMAT": log_format}
     data_dir = tmp_path / "data"
     issued: dict[str, str] = {}  # label of the response allowed to carry a token/secret -> that value
     server = LiveServer(data_dir=data_dir, env=env).start()
@@ -234,6 +263,10 @@ def test_sentinel_secrets_appear_in_no_log_audit_row_database_or_response(tmp_pa
     finally:
         server.stop()  # graceful: drains the audit writer and the log pipeline
     output = server.output().encode()
+
+    records = _log_lines(data_dir / "logs", FORMAT_FIELDS[log_format])  # every line parses, in its layout
+    assert len(records) > 20
+    assert not [r for r in records if any(c in text for text in _strings(r) for c in TERMINAL_CONTROLS)]
 
     everywhere: dict[str, bytes] = {"server output": output}
     everywhere.update(_files((data_dir / "logs").rglob("*")))

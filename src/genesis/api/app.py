@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from fastapi import FastAPI
 
 from genesis import __version__
@@ -11,11 +13,13 @@ from genesis.api.clientip import ClientAddressResolver
 from genesis.api.deps import current_principal
 from genesis.api.lifespan import server_lifespan
 from genesis.api.middleware import RequestMiddleware
+from genesis.api.openapi import build_openapi, operation_id
 from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
-from genesis.api.routers.docs import docs_router
+from genesis.api.routers.docs import OPENAPI_URL, openapi_router
 from genesis.api.routers.prices import PricesIn
+from genesis.api.web import install_web
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 
@@ -49,14 +53,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         title="Genesis API", version=__version__, description=DESCRIPTION, openapi_tags=TAGS,
         lifespan=server_lifespan(runtime, migrate=migrate),
         swagger_ui_parameters={"persistAuthorization": True},
-        # The documentation is served by docs_router (rate-limited); no redirect on a trailing slash, whose
-        # Location would be built from the Host header: a clear 404 instead.
-        openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False,
+        generate_unique_id_function=operation_id, redirect_slashes=False,
+        docs_url=None, redoc_url=None,  # served by install_web from packaged assets, not from a CDN
+        openapi_url=None,  # served by openapi_router, rate-limited per address like the pages
     )
     install_problem_handlers(app)
     for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
         app.include_router(module.router)
-    app.include_router(docs_router(app))
+    app.openapi_url = OPENAPI_URL  # what the pages load (FastAPI's own unthrottled route was not added)
+    app.include_router(openapi_router(app))
+    install_web(app)
+    app.openapi = functools.partial(build_openapi, app)  # type: ignore[method-assign]
     publish_schemas(app, PricesIn)  # the body of POST /prices/{symbol}, which the route reads itself
     gatekeeper = Gatekeeper(
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),

@@ -29,14 +29,15 @@ from genesis.runtime import Runtime
 from genesis.security.scopes import SCOPES
 from genesis.services.auth import Principal
 
-oauth2_scheme = OAuth2(
-    flows=OAuthFlows(
-        password=OAuthFlowPassword(tokenUrl="token", scopes=SCOPES),
-        clientCredentials=OAuthFlowClientCredentials(tokenUrl="token", scopes=SCOPES),
-    ),
-    scheme_name="OAuth2",
-    description="Log in with a username and password (users) or a client id and secret (machine clients).",
-    auto_error=False,
+# One scheme per OAuth2 flow, so that clients and Swagger UI offer each on its own; either one authorises.
+password_scheme = OAuth2(
+    flows=OAuthFlows(password=OAuthFlowPassword(tokenUrl="token", scopes=SCOPES)),
+    scheme_name="OAuth2Password", description="People: log in with a username and password.", auto_error=False,
+)
+client_scheme = OAuth2(
+    flows=OAuthFlows(clientCredentials=OAuthFlowClientCredentials(tokenUrl="token", scopes=SCOPES)),
+    scheme_name="OAuth2ClientCredentials",
+    description="Machine clients: a client id and secret (`genesis clients create`).", auto_error=False,
 )
 
 
@@ -60,9 +61,11 @@ def rate_limits(request: Request) -> RateLimits:
 
 
 async def current_principal(
-    request: Request, _authorization: Annotated[str | None, Depends(oauth2_scheme)] = None
+    request: Request,
+    _password: Annotated[str | None, Depends(password_scheme)] = None,
+    _client: Annotated[str | None, Depends(client_scheme)] = None,
 ) -> Principal:
-    """The authenticated caller (401 when there is none); the OAuth2 scheme is named for the OpenAPI document."""
+    """The authenticated caller (401 when there is none); the OAuth2 schemes are named for the OpenAPI document."""
     return await gatekeeper(request).principal(request.scope)
 
 

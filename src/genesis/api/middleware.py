@@ -32,7 +32,7 @@ from genesis.errors import TooLarge, Unavailable
 log = logging.getLogger("genesis.api.access")
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+=-]{0,127}$")
-TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$")
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
 MAX_HEADER_COUNT: Final = 100
 MAX_HEADER_BYTES: Final = 16 * 1024  # h11's default limit for the whole header block
 AUDIT_DOWN: Final = "the audit store is unavailable; nothing was acknowledged"
@@ -68,12 +68,18 @@ def correlation_from_headers(headers: dict[bytes, bytes]) -> str:
         text = raw.decode("latin-1").strip()
         if REQUEST_ID.match(text):
             return text
+    trace = trace_from_headers(headers)
+    return trace[0] if trace is not None else new_correlation_id()
+
+
+def trace_from_headers(headers: dict[bytes, bytes]) -> tuple[str, str] | None:
+    """``(trace_id, parent_span_id)`` of a valid W3C traceparent (all-zero ids are invalid), else None."""
     raw = headers.get(b"traceparent")
     if raw:
         match = TRACEPARENT.match(raw.decode("latin-1").strip().lower())
-        if match and match.group(1) != "0" * 32:
-            return match.group(1)
-    return new_correlation_id()
+        if match and match.group(1) != "0" * 32 and match.group(2) != "0" * 16:
+            return match.group(1), match.group(2)
+    return None
 
 
 class RequestMiddleware:
@@ -107,7 +113,7 @@ class RequestMiddleware:
         )
         scope.setdefault("state", {})[STATE_KEY] = record
         exchange = _Exchange(self, scope, receive, send, headers, record)
-        with bind_request(correlation_id=correlation_id, request_id=request_id):
+        with bind_request(correlation_id=correlation_id, request_id=request_id, trace=trace_from_headers(headers)):
             try:
                 await exchange.run()
             finally:

@@ -1,15 +1,18 @@
-"""RFC 9457 problem details for every error response.
+"""RFC 9457 problem details for every error response, from one registry of problem types.
 
-Each body keeps a ``detail`` member so clients written for FastAPI's
-``{"detail": ...}`` keep working; no stack trace or internal text is ever sent.
+Every error leaves as ``application/problem+json`` with ``type``, ``title``, ``status``, ``detail`` and
+the request's ``correlation_id``; the token endpoint adds OAuth2's ``error`` and ``error_description``
+(RFC 6749 5.2) to the same document. Each kind of problem has one type, one title and one status,
+listed in :data:`PROBLEM_TYPES` (and in the OpenAPI document). Details never echo the input that was
+refused, and no stack trace or internal text is ever sent.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Final
 
 import orjson
 from fastapi import FastAPI, Request
@@ -20,16 +23,73 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from genesis import errors
 from genesis.api.request_audit import request_audit
 from genesis.audit.context import get_correlation_id
 from genesis.errors import Forbidden, GenesisError, RateLimited, Unauthenticated, Unavailable
-from genesis.services.auth import OAuthError
+from genesis.services.auth import LoginThrottled, OAuthError
+from genesis.services.market import PriceConflict
 
 log = logging.getLogger("genesis.api")
 
-PROBLEM_TYPE_BASE = "https://genesis.dev/problems/"
-BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's detail when a body cannot be decoded
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+PROBLEM_TYPE_BASE: Final = "https://genesis.dev/problems/"
+PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
+BODY_PARSE_ERROR: Final = "There was an error parsing the body"  # FastAPI's detail when a body cannot be decoded
+NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    """One kind of problem: its ``type`` slug, the one status it is answered with, its title and meaning."""
+
+    code: str
+    status: int
+    title: str
+    description: str
+
+    @property
+    def uri(self) -> str:
+        return PROBLEM_TYPE_BASE + self.code
+
+
+def _from_error(cls: type[GenesisError], description: str) -> ProblemType:
+    return ProblemType(cls.code, cls.http_status, cls.title, description)
+
+
+PROBLEM_TYPES: Final[dict[str, ProblemType]] = {p.code: p for p in (
+    ProblemType("validation-error", 422, "Request validation failed",
+                "The request does not match the operation's schema; `errors` lists each field and why."),
+    _from_error(errors.InvalidInput, "The request is well-formed but a rule the schema cannot state refuses it "
+                                     "(e.g. a period longer than the series, an unknown name: `supported` lists "
+                                     "the accepted values)."),
+    ProblemType("unsupported-media-type", 415, "Unsupported media type",
+                "The body is not in the media type the operation takes (JSON operations need "
+                "`Content-Type: application/json`)."),
+    _from_error(errors.NotFound, "No such resource, or no route at this path."),
+    ProblemType("method-not-allowed", 405, "Method not allowed",
+                "The path exists but not with this method; the `Allow` header lists the methods it takes."),
+    _from_error(errors.Conflict, "The request conflicts with the stored state."),
+    _from_error(PriceConflict, "A posted price differs from the one stored at its timestamp; nothing was stored; "
+                               "`conflicts` holds the stored values (resend with `?on_conflict=replace` to replace "
+                               "them, audited)."),
+    _from_error(errors.Unauthenticated, "Credentials are missing, malformed, expired or revoked."),
+    _from_error(errors.Forbidden, "The token lacks a scope the operation needs."),
+    _from_error(errors.TooLarge, "The body (or a list in it) is larger than the limit for this operation."),
+    ProblemType("request-header-fields-too-large", 431, "Request header fields too large",
+                "More than 100 header fields, or more than 16 KiB of them."),
+    ProblemType("request-timeout", 408, "Request timeout", "The request body did not arrive in time."),
+    _from_error(errors.RateLimited, "Too many requests: retry after `Retry-After` seconds."),
+    _from_error(LoginThrottled, "Too many login attempts for this account or from this address."),
+    _from_error(errors.Unavailable, "A backing service (database, audit store, Redis) cannot serve now; "
+                                    "`component` names it; retry after `Retry-After` seconds."),
+    ProblemType("internal-error", 500, "Internal error",
+                "An unexpected failure, recorded in the audit trail; quote the correlation id when reporting it."),
+    *(ProblemType(code.replace("_", "-"), 401 if code == "invalid_client" else 400, "OAuth2 error",
+                  f"RFC 6749 5.2 `{code}`: the token endpoint's error, also in the `error` member.")
+      for code in ("invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
+                   "unsupported_grant_type", "invalid_scope")),
+)}
+"""Every problem type Genesis answers with (``https://genesis.dev/problems/<code>``)."""
 
 
 class RequestRefused(StarletteHTTPException):
@@ -47,14 +107,13 @@ class RequestRefused(StarletteHTTPException):
 
 
 def problem_document(
-    status: int, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None,
-    correlation_id: str | None = None,
+    status: int, detail: str, *, code: str, extra: dict[str, Any] | None = None, correlation_id: str | None = None,
 ) -> dict[str, Any]:
-    """The RFC 9457 members of a problem: type, title, status, detail, correlation_id (and ``extra``)."""
-    phrase = HTTPStatus(status).phrase
+    """The RFC 9457 members of a problem of type ``code``: type, title, status, detail, correlation_id."""
+    kind = PROBLEM_TYPES.get(code)
     body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + (code or phrase.lower().replace(" ", "-")),
-        "title": phrase,
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": kind.title if kind is not None else "Error",
         "status": status,
         "detail": detail,
     }
@@ -67,12 +126,11 @@ def problem_document(
 
 
 def problem_response(
-    status: int, detail: str, *, code: str | None = None, headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None, media_type: str = "application/problem+json",
+    status: int, detail: str, *, code: str, headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None,
 ) -> Response:
     """A problem-details response for ``status`` with a human ``detail``."""
     body = problem_document(status, detail, code=code, extra=extra)
-    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=media_type)
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def bearer_challenge(error: str | None = "invalid_token", description: str | None = None) -> dict[str, str]:
@@ -108,21 +166,52 @@ def response_for(exc: GenesisError) -> Response:
     for member in ("supported", "conflicts", "conflict_count"):  # the details meant for the caller
         if member in exc.details:
             extra[member] = exc.details[member]
-    media_type = "application/json" if isinstance(exc, OAuthError) else "application/problem+json"
-    return problem_response(exc.http_status, exc.message, code=exc.code, headers=headers or None, extra=extra or None,
-                            media_type=media_type)
+    return problem_response(exc.http_status, exc.message, code=exc.code, headers=headers or None, extra=extra or None)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
-    errors = []
+    found = []
     for err in exc.errors():
         # Echoing "input" could reflect a password back: keep location, message and type only.
-        errors.append({"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")),
-                       "type": str(err.get("type", ""))})
-    return errors
+        found.append({"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "")),
+                      "type": str(err.get("type", ""))})
+    return found
 
 
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+def _line_and_column(document: object, position: int) -> tuple[int, int]:
+    text = document if isinstance(document, str) else ""
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
+def _is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def validation_problem(request: Request, exc: RequestValidationError) -> Response:
+    """422 naming each field, or the precise reason a body could not be read at all."""
+    raw = exc.errors()
+    if raw and raw[0].get("type") == "json_invalid":
+        position = raw[0].get("loc", ("body", 0))[-1]
+        line, column = _line_and_column(getattr(exc, "body", ""), position if isinstance(position, int) else 0)
+        reason = str((raw[0].get("ctx") or {}).get("error", "invalid JSON"))
+        return problem_response(422, f"the body is not valid JSON: {reason} at line {line}, column {column}",
+                                code="validation-error", extra={"errors": [
+                                    {"loc": ["body"], "msg": f"{reason} (line {line}, column {column})",
+                                     "type": "json_invalid"}]})
+    found = _field_errors(exc)
+    body_is_whole = any(e["loc"] == ["body"] for e in found)
+    if body_is_whole and request.method in ("POST", "PUT", "PATCH") and not _is_json(request):
+        media = request.headers.get("content-type") or "none"
+        return problem_response(415, f"send the body as JSON with Content-Type: application/json (got {media[:60]})",
+                                code="unsupported-media-type")
+    fields = ", ".join(".".join(e["loc"][1:] or e["loc"]) for e in found[:10])
+    detail = f"request validation failed: {fields}" if fields else "request validation failed"
+    return problem_response(422, detail, code="validation-error", extra={"errors": found})
+
+
+HTTP_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
 def allowed_methods(request: Request) -> list[str]:
@@ -132,8 +221,38 @@ def allowed_methods(request: Request) -> list[str]:
             if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
 
 
+def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
+    """Starlette's own refusals (no route, wrong method, unreadable body, body timeout), in our vocabulary."""
+    headers = dict(exc.headers or {})
+    status = exc.status_code
+    path, method = request.url.path[:200], request.method
+    if status == 400 and exc.detail == BODY_PARSE_ERROR:
+        # A body that is not UTF-8 (or a broken form) is as malformed as broken JSON, which FastAPI answers
+        # with 422: answer alike, so every operation documents one status for "unreadable body".
+        return problem_response(422, "the request body could not be read (not UTF-8, or a malformed form)",
+                                code="validation-error",
+                                extra={"errors": [{"loc": ["body"], "msg": "unreadable body", "type": "body"}]})
+    if status == 404:
+        hint = ""
+        if path.endswith("/") and len(path) > 1:
+            hint = f"; did you mean {path.rstrip('/')} (without the trailing slash)?"
+        return problem_response(404, f"no route matches {method} {path}{hint}; see /docs for the operations",
+                                code="not-found", headers=headers or None)
+    if status == 405:
+        # Starlette names only the methods of the first route on the path; RFC 9110 wants all of them.
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        return problem_response(405, f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}",
+                                code="method-not-allowed", headers=headers)
+    if status == 408:
+        return problem_response(408, str(exc.detail), code="request-timeout", headers=headers or None)
+    kind = next((p for p in PROBLEM_TYPES.values() if p.status == status), None)
+    detail = exc.detail if isinstance(exc.detail, str) else (kind.title if kind else "error")
+    return problem_response(status, detail, code=kind.code if kind else "error", headers=headers or None)
+
+
 Handler = Callable[[Request, Exception], Awaitable[Response]]
-TOKEN_ROUTES = frozenset({"auth.token.issue", "auth.token.revoke"})
+TOKEN_ROUTES: Final = frozenset({"auth.token.issue", "auth.token.revoke"})
 
 
 def _no_store_on_token_routes(handler: Handler) -> Handler:
@@ -157,30 +276,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             request_audit(request).metadata.update(exc.audit)
         return response_for(exc)
 
-    async def on_validation(_: Request, exc: Exception) -> Response:
+    async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
-        errors = _field_errors(exc)
-        fields = ", ".join(".".join(e["loc"][1:] or e["loc"]) for e in errors[:10])
-        return problem_response(
-            422, f"request validation failed: {fields}" if fields else "request validation failed",
-            code="validation-error", extra={"errors": errors},
-        )
+        return validation_problem(request, exc)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         if isinstance(exc, RequestRefused):
             return await handler_for(exc.error)(request, exc.error)
-        headers = dict(exc.headers or {})
-        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-        if exc.status_code == 400 and detail == BODY_PARSE_ERROR:
-            # A body that is not UTF-8 (or a broken form) is as malformed as broken JSON, which FastAPI answers
-            # with 422: answer alike, so every operation documents one status for "unreadable body".
-            return problem_response(422, "request body could not be parsed", code="validation-error",
-                                    extra={"errors": [{"loc": ["body"], "msg": "unreadable body", "type": "body"}]})
-        if exc.status_code == 405:
-            # Starlette names only the methods of the first route on the path; RFC 9110 wants all of them.
-            headers["Allow"] = ", ".join(allowed_methods(request))
-        return problem_response(exc.status_code, detail, headers=headers)
+        return http_problem(request, exc)
 
     async def on_database(_: Request, exc: Exception) -> Response:
         # Connection-level failures (server down, pool timeout): the client may retry.
@@ -190,13 +294,15 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(_: Request, exc: Exception) -> Response:
         log.error("unhandled error", exc_info=exc)
-        return problem_response(500, "internal error; quote the correlation id when reporting it")
+        return problem_response(500, "internal error; quote the correlation id when reporting it",
+                                code="internal-error")
 
     handlers: list[tuple[type[Exception], Handler]] = [
         (GenesisError, on_domain), (RequestValidationError, on_validation), (StarletteHTTPException, on_http),
         (OperationalError, on_database), (InterfaceError, on_database), (SATimeoutError, on_database),
         (Exception, on_unexpected),
     ]
+
     def handler_for(error: Exception) -> Handler:
         return next(handler for exc_class, handler in handlers if isinstance(error, exc_class))
 

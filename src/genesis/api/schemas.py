@@ -105,16 +105,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Problem(BaseModel):
-    """RFC 9457 problem details (every error response)."""
-
-    type: str = Field(examples=["https://genesis.dev/problems/validation-error"])
-    title: str
-    status: int
-    detail: str
-    correlation_id: str | None = None
-
-
 class TokenResponse(BaseModel):
     """RFC 6749 section 5.1 access token response."""
 
@@ -142,25 +132,14 @@ class SessionsEnded(BaseModel):
     ended: int = Field(description="Sessions that were running; every token of the principal is refused now.")
 
 
-class OAuthErrorBody(Problem):
-    """RFC 6749 section 5.2 error response (also a problem document)."""
-
-    error: str
-    error_description: str
-
-
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
-    """OpenAPI ``responses`` entries documenting problem answers."""
+    """OpenAPI ``responses`` entries documenting problem answers (their content is filled in by api/openapi.py)."""
     descriptions = {
         400: "Bad request", 401: "Missing, invalid, expired or revoked credentials", 403: "Missing scope",
-        404: "Not found", 409: "Conflict", 413: "Request too large", 422: "Validation error",
-        429: "Rate limit exceeded", 503: "A backing service is unavailable",
+        404: "Not found", 409: "Conflict", 413: "Request too large", 415: "The body is not JSON",
+        422: "Validation error", 429: "Rate limit exceeded", 503: "A backing service is unavailable",
     }
-    return {
-        status: {"model": Problem, "description": descriptions.get(status, "Error"),
-                 "content": {"application/problem+json": {}}}
-        for status in statuses
-    }
+    return {status: {"description": descriptions.get(status, "Error")} for status in statuses}
 
 
 AUTHED_ERRORS = problem_responses(401, 403, 422, 429, 503)

@@ -20,6 +20,8 @@ R = TypeVar("R")
 correlation_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("genesis_correlation_id", default=None)
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("genesis_request_id", default=None)
 user_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("genesis_user", default=None)
+# The W3C trace context a request arrived with: (trace id, parent span id), 32 and 16 lower-case hex digits.
+trace_var: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("genesis_trace", default=None)
 
 
 def new_correlation_id() -> str:
@@ -44,17 +46,30 @@ def bind_correlation(correlation_id: str | None = None) -> Iterator[str]:
 
 @contextmanager
 def bind_request(
-    *, request_id: str | None, correlation_id: str | None = None, user: str | None = None
+    *,
+    request_id: str | None,
+    correlation_id: str | None = None,
+    user: str | None = None,
+    trace: tuple[str, str] | None = None,
 ) -> Iterator[None]:
-    """Bind the ids of one request (the correlation id defaults to the request id)."""
+    """Bind the ids of one request (the correlation id defaults to the request id).
+
+    Args:
+        request_id: this request's id.
+        correlation_id: the id shared with the caller's other requests.
+        user: the principal, when already known.
+        trace: ``(trace_id, parent_span_id)`` of a valid ``traceparent`` header (OTel log lines carry them).
+    """
     tokens = (
         request_id_var.set(request_id),
         correlation_id_var.set(correlation_id or request_id or new_correlation_id()),
         user_var.set(user),
     )
+    trace_token = trace_var.set(trace)
     try:
         yield
     finally:
+        trace_var.reset(trace_token)
         user_var.reset(tokens[2])
         correlation_id_var.reset(tokens[1])
         request_id_var.reset(tokens[0])

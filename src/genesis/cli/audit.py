@@ -23,7 +23,8 @@ from genesis.safetext import printable_row
 from genesis.services import audit_trail, schema
 from genesis.timeutil import rfc3339, to_us
 
-app = typer.Typer(help="Query, verify, export and archive the tamper-evident audit trail.", no_args_is_help=True)
+app = typer.Typer(help="Query, verify, export and archive the tamper-evident audit trail.", no_args_is_help=True,
+                  rich_markup_mode=None, add_completion=False)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output (the default when piped).")]
 

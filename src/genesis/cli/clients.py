@@ -13,7 +13,8 @@ from genesis.safetext import printable_row
 from genesis.security.scopes import ROLES
 from genesis.services import accounts
 
-app = typer.Typer(help="Manage machine clients (client id + secret).", no_args_is_help=True)
+app = typer.Typer(help="Manage machine clients (client id + secret).", no_args_is_help=True, rich_markup_mode=None,
+                  add_completion=False)
 
 
 @app.command()

@@ -11,7 +11,8 @@ from genesis.errors import ConfigurationError, GenesisError
 from genesis.services import schema
 from genesis.services.schema import MONTHS_AHEAD
 
-app = typer.Typer(help="Database schema migrations, audit partitions and the service's role.", no_args_is_help=True)
+app = typer.Typer(help="Database schema migrations, audit partitions and the service's role.", no_args_is_help=True,
+                  rich_markup_mode=None, add_completion=False)
 
 
 @app.command()

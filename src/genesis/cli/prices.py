@@ -14,7 +14,13 @@ from genesis.runtime import Runtime
 from genesis.safetext import printable
 from genesis.services import market
 
-app = typer.Typer(help="Import and inspect stored prices.", no_args_is_help=True)
+app = typer.Typer(help="Import and inspect stored prices.", no_args_is_help=True, rich_markup_mode=None,
+                  add_completion=False)
+
+
+@app.callback()
+def prices() -> None:
+    """Import and inspect stored prices."""
 
 
 def _count_lines(path: Path) -> int:

@@ -7,16 +7,21 @@ from typing import Annotated
 
 import typer
 
-from genesis.cli.common import run_with_runtime, settings
+from genesis.cli.common import fail, run_with_runtime, settings
+from genesis.cli.startup import check_port_free, hold_data_dir
+from genesis.errors import GenesisError
 
-app = typer.Typer(help="Run the API server.")
+app = typer.Typer(help="Run the API server.", rich_markup_mode=None, add_completion=False)
 
 
-@app.callback(invoke_without_command=True)
+@app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default GENESIS_HOST or 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default GENESIS_PORT or 8000).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default GENESIS_WORKERS or 1).")] = None,
+    host: Annotated[str | None, typer.Option("--host", metavar="ADDRESS",
+                                             help="Address to bind (default GENESIS_HOST or 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option("--port", metavar="PORT",
+                                             help="Port (default GENESIS_PORT or 8000).")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", metavar="N",
+                                                help="Worker processes (default GENESIS_WORKERS or 1).")] = None,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development only).")] = False,
 ) -> None:
     """Apply migrations, create the first admin if there is no user, and serve the API."""
@@ -29,6 +34,12 @@ def serve(
 
     get_settings.cache_clear()
     cfg = settings()
+    try:
+        check_port_free(cfg.host, cfg.port)
+        lock = hold_data_dir(cfg.data_dir, host=cfg.host, port=cfg.port) if cfg.is_sqlite else None
+    except GenesisError as exc:
+        fail(exc)
+        raise
 
     async def bootstrap(runtime: object) -> str | None:
         from genesis.runtime import Runtime
@@ -56,3 +67,5 @@ def serve(
         limit_concurrency=2048, timeout_graceful_shutdown=10,
         http="genesis.api.http_protocol:HeaderDeadlineProtocol",  # uvicorn's httptools + a header deadline
     )
+    if lock is not None:
+        lock.close()

@@ -15,7 +15,8 @@ from genesis.security.scopes import ROLES
 from genesis.services import accounts
 from genesis.timeutil import rfc3339
 
-app = typer.Typer(help="Manage users (people who log in with a password).", no_args_is_help=True)
+app = typer.Typer(help="Manage users (people who log in with a password).", no_args_is_help=True,
+                  rich_markup_mode=None, add_completion=False)
 
 RoleOption = Annotated[str, typer.Option("--role", help=f"One of: {', '.join(ROLES)}.")]
 

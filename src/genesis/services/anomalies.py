@@ -33,10 +33,15 @@ class _Synced:
 
 @dataclass(frozen=True, slots=True)
 class AnomalyReport:
+    """The latest verdict, and every anomalous point of the range that was scanned (which the report states)."""
+
     symbol: str
     latest: dict[str, Any] | None
     points: int
     anomalies: list[dict[str, Any]]
+    scanned_points: int = 0
+    scanned_first_us: int | None = None
+    scanned_last_us: int | None = None
 
 
 class AnomalyService:
@@ -89,25 +94,24 @@ class AnomalyService:
         detector, synced = self._detector(method, window, threshold)
         count = await self._catch_up(symbol, detector, synced)
         latest = detector.detect(symbol)
-        anomalies: list[dict[str, Any]] = []
-        if start_us is not None or end_us is not None:
-            anomalies = await self._in_range(symbol, method, window, threshold, start_us, end_us)
-        return AnomalyReport(symbol, latest.to_dict() if latest else None, count, anomalies)
+        return await self._in_range(symbol, method, window, threshold, start_us, end_us,
+                                    latest=latest.to_dict() if latest else None, count=count)
 
     async def _in_range(
-        self, symbol: str, method: str, window: int, threshold: float, start_us: int | None, end_us: int | None
-    ) -> list[dict[str, Any]]:
+        self, symbol: str, method: str, window: int, threshold: float, start_us: int | None, end_us: int | None,
+        *, latest: dict[str, Any] | None, count: int,
+    ) -> AnomalyReport:
+        """Scan [start, end) - without bounds, the whole stored series - and say which points it covered."""
         # Score with the full history before the range so the first points have their window.
         timestamps, closes = await self._store.closes(symbol, end_us=end_us)
         if not closes:
-            return []
+            return AnomalyReport(symbol, latest, count, [])
         result = await run_sized(len(closes), scan, np.asarray(closes), threshold=threshold, window_size=window,
                                  method=method)  # type: ignore[arg-type]
         ts = np.asarray(timestamps, dtype=np.int64)
-        out = []
-        for index in result.anomalies():
-            if start_us is not None and ts[index] < start_us:
-                continue
-            out.append({"index": int(index), "ts_us": int(ts[index]), "price": float(closes[index]),
-                        "score": float(result.scores[index])})
-        return out
+        first = 0 if start_us is None else int(np.searchsorted(ts, start_us, side="left"))
+        out = [{"index": int(index), "ts_us": int(ts[index]), "price": float(closes[index]),
+                "score": float(result.scores[index])} for index in result.anomalies() if index >= first]
+        scanned = len(ts) - first
+        return AnomalyReport(symbol, latest, count, out, scanned, int(ts[first]) if scanned else None,
+                             int(ts[-1]) if scanned else None)

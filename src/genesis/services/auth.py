@@ -19,6 +19,7 @@ from genesis.security.scopes import grant, scopes_for
 from genesis.security.tokens import ACCESS_TYPE, REFRESH_TYPE, TokenClaims, TokenCodec
 from genesis.services.limiter import Limiter
 from genesis.services.login_guard import LoginGuard, LoginPolicy
+from genesis.services.login_guard import LoginThrottled as LoginThrottled  # re-exported: its home before the guard
 from genesis.storage.protocols import ClientStore, PrincipalStore, SessionRecord, TokenStore, UserStore
 from genesis.timeutil import now_us
 

@@ -22,6 +22,8 @@ async def prices_for(
     if (prices is None) == (symbol is None):
         raise InvalidInput("give either prices or symbol (with an optional start/end), not both")
     if prices is not None:
+        if start_us is not None or end_us is not None:
+            raise InvalidInput("start and end apply to a stored symbol only, not to posted prices")
         return list(prices)
     assert symbol is not None
     check_symbol(symbol)

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
@@ -154,10 +157,24 @@ class PrincipalStore(Protocol):
     def close(self) -> None: ...
 
 
+class PriceColumns(NamedTuple):
+    """A stored range as columns for bulk numeric work: float64 with NaN where a bar field is absent (ticks)."""
+
+    ts_us: npt.NDArray[np.int64]
+    close: npt.NDArray[np.float64]
+    open: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+    low: npt.NDArray[np.float64]
+    volume: npt.NDArray[np.float64]
+
+
 class PriceStore(Protocol):
     async def add_many(
         self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse"
     ) -> PriceWrite: ...
+    async def columns(
+        self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
+    ) -> PriceColumns: ...
     async def range(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
     ) -> list[PricePoint]: ...

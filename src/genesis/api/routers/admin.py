@@ -18,7 +18,9 @@ from genesis.services.auth import Principal
 
 router = APIRouter(tags=["admin"])
 Admin = Annotated[Principal, allow("admin", limit="default")]
-RolePattern = "^(" + "|".join(ROLES) + ")$"
+# A closed set, published as an enum (clients get a typed choice; anything else is a 422 naming the field).
+RoleName = Annotated[str, Field(json_schema_extra={"enum": list(ROLES)}, pattern="^(" + "|".join(ROLES) + ")$",
+                                description="One of the roles of the README's table.")]
 NamePattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
 Username = Annotated[str, Path(min_length=1, max_length=64, pattern=NamePattern, description="A username.")]
 
@@ -31,13 +33,13 @@ class UserRead(BaseModel):
 
 class UserCreate(Strict):
     username: str = Field(min_length=1, max_length=64, pattern=NamePattern)
-    role: str = Field(pattern=RolePattern)
+    role: RoleName
     password: str = Field(min_length=8, max_length=256)
 
 
 class ClientCreate(Strict):
     client_id: str | None = Field(None, min_length=1, max_length=64, pattern=NamePattern)
-    role: str = Field(pattern=RolePattern)
+    role: RoleName
     description: str = Field("", max_length=255)
 
 

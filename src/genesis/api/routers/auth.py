@@ -14,14 +14,7 @@ from pydantic import BaseModel
 from genesis.api.deps import RecordIntent, RuntimeDep, allow, rate_limits
 from genesis.api.problems import NO_STORE
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import (
-    AUTHED_ERRORS,
-    OAuthErrorBody,
-    SessionRead,
-    SessionsEnded,
-    TokenResponse,
-    problem_responses,
-)
+from genesis.api.schemas import AUTHED_ERRORS, SessionRead, SessionsEnded, TokenResponse, problem_responses
 from genesis.services import accounts
 from genesis.services.auth import OAuthError, Principal, TokenGrant
 from genesis.storage.protocols import SessionRecord
@@ -56,8 +49,8 @@ def _token_response(grant: TokenGrant) -> Response:
 
 @router.post(
     "/token", name="auth.token.issue", response_model=TokenResponse,
-    responses={400: {"model": OAuthErrorBody, "description": "OAuth2 error (invalid_grant, invalid_scope, ...)"},
-               401: {"model": OAuthErrorBody, "description": "invalid_client"},
+    responses={400: {"description": "OAuth2 error (invalid_request, invalid_grant, invalid_scope, ...)"},
+               401: {"description": "OAuth2 invalid_client"},
                **problem_responses(413, 422, 429, 503)},
 )
 async def issue_token(

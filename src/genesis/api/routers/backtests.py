@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from genesis.analytics import SIGNAL_STRATEGIES
 from genesis.api.deps import RecordIntent, RuntimeDep, allow
@@ -32,12 +32,9 @@ router = APIRouter(tags=["backtests"])
 
 class BacktestCreate(Strict):
     # "Either prices or symbol; start/end with a symbol only", stated in the schema as well.
+    # "Either prices or symbol; start/end with a symbol only" is a rule between fields: the service states it
+    # (422 invalid-input naming both) rather than a oneOf that client generators cannot read.
     model_config = ConfigDict(json_schema_extra={
-        "oneOf": [
-            {"required": ["prices"], "properties": {"prices": {"type": "array"}, "symbol": {"type": "null"},
-                                                    "start": {"type": "null"}, "end": {"type": "null"}}},
-            {"required": ["symbol"], "properties": {"symbol": {"type": "string"}, "prices": {"type": "null"}}},
-        ],
         "examples": [{"strategy": "sma_crossover", "params": {"fast": 5, "slow": 20}, "prices": EXAMPLE_PRICES,
                       "commission": 0.001}],
     })
@@ -48,19 +45,11 @@ class BacktestCreate(Strict):
                            description="The strategy's own parameters, defaults when omitted (see GET /strategies).")
     prices: PriceList | None = Field(None, description="Closes to test on (or give symbol).")
     symbol: str | None = Field(None, max_length=32, description="A stored symbol to test on (or give prices).")
-    start: Timestamp | None = None
-    end: Timestamp | None = None
+    start: Timestamp | None = Field(None, description="With symbol: first bar (inclusive).")
+    end: Timestamp | None = Field(None, description="With symbol: end (exclusive).")
     commission: float = Field(0.0, ge=0, le=0.1, allow_inf_nan=False, strict=True,
                               description="Fraction of traded notional charged per trade.")
     include_equity: bool = Field(False, strict=True)
-
-    @model_validator(mode="after")
-    def _source(self) -> BacktestCreate:
-        if (self.prices is None) == (self.symbol is None):
-            raise ValueError("give either prices or symbol, not both")
-        if self.prices is not None and (self.start or self.end):
-            raise ValueError("start/end apply to a stored symbol only")
-        return self
 
 
 class BacktestRead(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 
 from genesis.api.bulk_body import openapi_body, read_list_body
 from genesis.api.deps import RecordIntent, RuntimeDep, allow
@@ -16,12 +16,14 @@ from genesis.api.schemas import AUTHED_ERRORS, Strict, Timestamp, TimestampText,
 from genesis.audit import new_event
 from genesis.errors import InvalidInput
 from genesis.runtime import Runtime
-from genesis.services import market
+from genesis.services import market, series
 from genesis.services.auth import Principal
 from genesis.storage.protocols import PricePoint
-from genesis.timeutil import rfc3339_to_us, to_us
+from genesis.timeutil import rfc3339, rfc3339_to_us, to_us
 
 router = APIRouter(tags=["prices"])
+MAX_POINTS = 100_000  # points in one answer
+MAX_SCAN = 1_000_000  # stored points one downsampled read may cover
 
 PositivePrice = Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)]
 SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=market.SYMBOL_MAX_LENGTH,
@@ -30,13 +32,11 @@ SymbolPath = Annotated[str, Path(description=market.SYMBOL_RULE, max_length=mark
 
 
 class PointIn(Strict):
-    """A tick (timestamp + price) or a bar (timestamp + OHLCV; ``close`` is the price)."""
+    """A tick (timestamp + price) or a bar (timestamp + OHLCV; ``close`` is the price): exactly one of the two.
 
-    # The schema states "exactly one of price and close" too, so clients and fuzzers see the same rule.
-    model_config = ConfigDict(json_schema_extra={"oneOf": [
-        {"required": ["price"], "properties": {"price": {"type": "number"}}},
-        {"required": ["close"], "properties": {"close": {"type": "number"}}},
-    ]})
+    "Exactly one of price and close" is a rule between fields: the route states it (422 invalid-input naming the
+    point) rather than a oneOf, which client generators turn into classes that each lack half the fields.
+    """
 
     timestamp: TimestampText = Field(description="RFC 3339; naive times are UTC.")
     price: PositivePrice | None = None
@@ -45,12 +45,6 @@ class PointIn(Strict):
     low: PositivePrice | None = None
     close: PositivePrice | None = None
     volume: Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)] | None = None
-
-    @model_validator(mode="after")
-    def _one_price(self) -> PointIn:
-        if (self.price is None) == (self.close is None):
-            raise ValueError("give exactly one of price (a tick) or close (a bar)")
-        return self
 
 
 class PricesIn(Strict):
@@ -73,10 +67,21 @@ class PointOut(BaseModel):
     volume: float | None = None
 
 
+class Downsampled(BaseModel):
+    method: Literal["lttb", "ohlc"] = Field(description="`ohlc`: bars merged into equal-count buckets (first open, "
+                                           "highest high, lowest low, last close, summed volume; the timestamp is "
+                                           "the bucket's first); `lttb`: Largest-Triangle-Three-Buckets over the "
+                                           "closes, which keeps real stored points.")
+    source_points: int = Field(description="Stored points read before reducing.")
+    points: int = Field(description="Points returned.")
+
+
 class PricesOut(BaseModel):
     symbol: str
     count: int
     points: list[PointOut]
+    downsampled: Downsampled | None = Field(None, description="How the points were reduced (only with max_points, "
+                                                              "when more were stored than it allows).")
 
 
 @router.post("/prices/{symbol:path}", name="prices.ingest", response_model=IngestOut,
@@ -116,6 +121,9 @@ async def _price_points(body: list[PointIn], batch: int = 2_000) -> list[PricePo
     points: list[PricePoint] = []
     for start in range(0, len(body), batch):
         chunk = body[start : start + batch]
+        both = next((i for i, p in enumerate(chunk, start) if (p.price is None) == (p.close is None)), None)
+        if both is not None:
+            raise InvalidInput(f"points[{both}]: give exactly one of price (a tick) or close (a bar)")
         try:
             stamps = [rfc3339_to_us(p.timestamp) for p in chunk]
         except ValueError:
@@ -156,19 +164,37 @@ async def read(
     symbol: SymbolPath, runtime: RuntimeDep, _: Annotated[Principal, allow("prices:read", limit="prices")],
     start: Annotated[Timestamp | None, Query(description="Inclusive start (RFC 3339).")] = None,
     end: Annotated[Timestamp | None, Query(description="Exclusive end (RFC 3339).")] = None,
-    limit: Annotated[int, Query(ge=1, le=100_000)] = 1000,
-) -> Response:
-    """Stored prices of a symbol in time order."""
-    # Up to 100,000 points: read and encoded 5,000 at a time, the loop serving others in between (a PricesOut).
+    limit: Annotated[int, Query(ge=1, le=MAX_SCAN, description="Stored points read, oldest first (at most "
+                                                               f"{MAX_POINTS:,} without max_points).")] = 1000,
+    max_points: Annotated[int | None, Query(ge=3, le=MAX_POINTS, description=(
+        "Return at most this many points for a chart: bars are merged into buckets (OHLC), ticks reduced by LTTB; "
+        "`downsampled` in the answer says how."))] = None,
+) -> Response | PricesOut:
+    """Stored prices of a symbol in time order (optionally downsampled for display)."""
+    if max_points is None and limit > MAX_POINTS:
+        raise InvalidInput(f"limit may exceed {MAX_POINTS} only with max_points")
+    start_us, end_us = to_us(start) if start else None, to_us(end) if end else None
+    if max_points is None:
+        return await _streamed_read(runtime, symbol, start_us, end_us, limit)
+    points, reduced = await series.read_for_display(store=runtime.prices, symbol=symbol, start_us=start_us,
+                                                    end_us=end_us, limit=limit, max_points=max_points)
+    return PricesOut(symbol=symbol, count=len(points), points=[
+        PointOut(timestamp=rfc3339(p.ts_us), close=p.close, open=p.open, high=p.high, low=p.low, volume=p.volume)
+        for p in points
+    ], downsampled=None if reduced is None else Downsampled(method=reduced.method,  # type: ignore[arg-type]
+                                                            source_points=reduced.source_points, points=reduced.points))
+
+
+async def _streamed_read(runtime: Runtime, symbol: str, start_us: int | None, end_us: int | None,
+                         limit: int) -> Response:
+    """A PricesOut of up to 100,000 points, read and encoded 5,000 at a time with the loop serving others between."""
     fragments: list[bytes] = []
     count = 0
-    async for batch in market.read_price_batches(
-        store=runtime.prices, symbol=symbol, start_us=to_us(start) if start else None,
-        end_us=to_us(end) if end else None, limit=limit,
-    ):
+    async for batch in market.read_price_batches(store=runtime.prices, symbol=symbol, start_us=start_us,
+                                                 end_us=end_us, limit=limit):
         count += len(batch)
         fragments.append(orjson.dumps([market.point_view(p) for p in batch])[1:-1])
         await asyncio.sleep(0)
     body = b"".join((b'{"symbol":', orjson.dumps(symbol), b',"count":', str(count).encode(), b',"points":[',
-                     b",".join(fragments), b"]}"))
+                     b",".join(fragments), b'],"downsampled":null}'))
     return Response(body, media_type="application/json")
