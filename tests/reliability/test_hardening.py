@@ -107,6 +107,10 @@ def test_problems_never_echo_the_values_the_caller_sent(module_api: Api) -> None
         client.post("/token", data={"grant_type": "password", "username": s, "password": s}),
         client.post("/token", data={"grant_type": "refresh_token", "refresh_token": s}),
         client.post("/token", data={"grant_type": "client_credentials", "client_id": s, "client_secret": s}),
+        client.get(f"/{s}", headers=trader),  # no such route
+        client.get(f"/health/{s}/"),
+        client.request(s.upper(), "/health"),  # no such method
+        client.post("/backtests", content=b"{}", headers={**trader, "Content-Type": f"text/{s}"}),  # not JSON
     ]
     for response in answers:
         assert 400 <= response.status_code < 500, (response.request.url, response.text)

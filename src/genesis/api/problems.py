@@ -203,8 +203,7 @@ def validation_problem(request: Request, exc: RequestValidationError) -> Respons
     found = _field_errors(exc)
     body_is_whole = any(e["loc"] == ["body"] for e in found)
     if body_is_whole and request.method in ("POST", "PUT", "PATCH") and not _is_json(request):
-        media = request.headers.get("content-type") or "none"
-        return problem_response(415, f"send the body as JSON with Content-Type: application/json (got {media[:60]})",
+        return problem_response(415, "send the body as JSON with Content-Type: application/json",
                                 code="unsupported-media-type")
     fields = ", ".join(".".join(e["loc"][1:] or e["loc"]) for e in found[:10])
     detail = f"request validation failed: {fields}" if fields else "request validation failed"
@@ -221,11 +220,17 @@ def allowed_methods(request: Request) -> list[str]:
             if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
 
 
+def _routed(scope: dict[str, Any], request: Request) -> bool:
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+
 def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
     """Starlette's own refusals (no route, wrong method, unreadable body, body timeout), in our vocabulary."""
     headers = dict(exc.headers or {})
     status = exc.status_code
-    path, method = request.url.path[:200], request.method
+    # The method and path are the caller's text: named by what they are, never quoted back (a path can hold a
+    # token, markup or a control character).
+    path = request.url.path
     if status == 400 and exc.detail == BODY_PARSE_ERROR:
         # A body that is not UTF-8 (or a broken form) is as malformed as broken JSON, which FastAPI answers
         # with 422: answer alike, so every operation documents one status for "unreadable body".
@@ -234,15 +239,15 @@ def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
                                 extra={"errors": [{"loc": ["body"], "msg": "unreadable body", "type": "body"}]})
     if status == 404:
         hint = ""
-        if path.endswith("/") and len(path) > 1:
-            hint = f"; did you mean {path.rstrip('/')} (without the trailing slash)?"
-        return problem_response(404, f"no route matches {method} {path}{hint}; see /docs for the operations",
+        if path.endswith("/") and len(path) > 1 and _routed({**request.scope, "path": path.rstrip("/")}, request):
+            hint = "; the same path without its trailing slash exists"
+        return problem_response(404, f"no route matches this method and path{hint}; see /docs for the operations",
                                 code="not-found", headers=headers or None)
     if status == 405:
         # Starlette names only the methods of the first route on the path; RFC 9110 wants all of them.
         allowed = allowed_methods(request)
         headers["Allow"] = ", ".join(allowed)
-        return problem_response(405, f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}",
+        return problem_response(405, f"this method is not allowed on this path; allowed: {', '.join(allowed)}",
                                 code="method-not-allowed", headers=headers)
     if status == 408:
         return problem_response(408, str(exc.detail), code="request-timeout", headers=headers or None)
