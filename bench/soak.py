@@ -32,7 +32,7 @@ import httpx
 from tests.live import LiveServer
 
 PASSWORD = "soak-admin-Pa55word"
-BASE_TIME = datetime(2031, 1, 1, tzinfo=UTC)
+BASE_TIME = datetime(2020, 1, 1, tzinfo=UTC)  # in the past: prices may not be stamped in the future
 
 
 @dataclass
@@ -135,7 +135,7 @@ def soak(*, seconds: float, rate: float, threads: int, workers: int, data_dir: P
             "grant_type": "password", "username": "admin", "password": PASSWORD}).json()["access_token"]
         for i in range(8):  # every symbol read during the soak exists from the start
             seeded = httpx.post(f"{server.base_url}/prices/SOAK{i}", timeout=30, headers={
-                "Authorization": f"Bearer {token}"}, json={"points": [{"timestamp": "2030-12-31T00:00:00Z",
+                "Authorization": f"Bearer {token}"}, json={"points": [{"timestamp": "2019-12-31T00:00:00Z",
                                                                         "price": 100.0}]})
             seeded.raise_for_status()
         started = time.monotonic()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 import warnings
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -47,6 +48,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_prices_per_request: int = Field(100_000, ge=1)
+    price_max_future_seconds: int = Field(
+        300, ge=0, le=366 * 86_400, description="Prices may be stored this far ahead of the server's clock."
+    )
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="CIDRs whose X-Forwarded-For is believed."
     )
@@ -65,13 +69,27 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = Field(None, description="JWT signing key; unset = generated once in data_dir.")
     access_token_ttl_minutes: int = Field(30, ge=1, le=24 * 60)
     refresh_token_ttl_minutes: int = Field(7 * 24 * 60, ge=1)
+    session_max_age: timedelta = Field(
+        timedelta(days=30), ge=timedelta(minutes=1), le=timedelta(days=3650),
+        description="Absolute lifetime of a session (a refresh family) from its login: seconds or ISO 8601 (P30D); "
+                    "refreshing never extends it.",
+    )
     token_issuer: str = "genesis"
     token_audience: str = "genesis-api"
     token_leeway_seconds: int = Field(10, ge=0, le=60)
     admin_username: str = Field("admin", min_length=1, max_length=64)
     admin_password: SecretStr | None = None
-    login_failures_per_account_per_hour: int = Field(20, ge=1, le=100)
+    login_failures_per_account_per_hour: int = Field(
+        20, ge=1, le=100, description="Failed logins of an account in an hour before its attempts are slowed down."
+    )
     login_attempts_per_ip_per_minute: int = Field(30, ge=1)
+    login_failures_per_account_and_address: int = Field(
+        10, ge=1, le=100, description="Failed logins of one account from one address per 15 minutes."
+    )
+    login_delay_max_seconds: int = Field(60, ge=1, le=3600, description="Cap of the growing delay between attempts.")
+    login_known_address_days: int = Field(
+        30, ge=0, le=365, description="An address with a successful login is exempt from the delays this long."
+    )
 
     # --- rate limits (limits library notation: "N/period") -------------------
     rate_limit_default: str = "120/minute"
@@ -83,6 +101,7 @@ class Settings(BaseSettings):
     rate_limit_backtests: str = "20/minute"
     rate_limit_prices: str = "60/minute"
     rate_limit_audit: str = "60/minute"
+    rate_limit_docs: str = "60/minute"
     rate_limits_enabled: bool = True
 
     # --- logging -----------------------------------------------------------
@@ -169,6 +188,17 @@ class Settings(BaseSettings):
     def _origin(cls, value: str | None) -> str | None:
         if value is not None and ("+" in value or any(c.isspace() or ord(c) < 32 for c in value)):
             raise ValueError("a log origin has no spaces, '+' or control characters (e.g. audit.example.com/genesis)")
+        return value
+
+    @field_validator("admin_password")
+    @classmethod
+    def _admin_password_policy(cls, value: SecretStr | None) -> SecretStr | None:
+        # The first admin is made from it: it must pass the policy every other password passes.
+        from genesis.security.passwords import password_problem
+
+        problem = None if value is None else password_problem(value.get_secret_value())
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("secret_key")

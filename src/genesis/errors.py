@@ -20,10 +20,17 @@ class GenesisError(Exception):
     http_status: int = 400
     exit_code: int = 1
 
-    def __init__(self, message: str, *, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: dict[str, Any] | None = None, audit: dict[str, Any] | None = None
+    ) -> None:
+        """Args:
+            message: for the caller; never holds an input value (it may be shown or logged anywhere).
+            audit: facts for the audit trail only, never sent to the caller (e.g. why a read was refused).
+        """
         super().__init__(message)
         self.message = message
         self.details = details or {}
+        self.audit = audit or {}
 
 
 class InvalidInput(GenesisError):

@@ -26,6 +26,7 @@ from genesis.services.anomalies import AnomalyService
 from genesis.services.auth import AuthService
 from genesis.services.compute import configure_compute
 from genesis.services.limiter import Limiter
+from genesis.services.login_guard import LoginPolicy
 from genesis.storage.audit_backend import AuditBackend
 from genesis.storage.backtests import SqlBacktestStore
 from genesis.storage.clients import SqlClientStore
@@ -90,8 +91,14 @@ class Runtime:
             users=users, clients=clients, tokens=tokens, principals=principals, codec=codec, limiter=limiter,
             access_ttl_seconds=settings.access_token_ttl_minutes * 60,
             refresh_ttl_seconds=settings.refresh_token_ttl_minutes * 60,
-            failures_per_account_per_hour=settings.login_failures_per_account_per_hour,
-            attempts_per_ip_per_minute=settings.login_attempts_per_ip_per_minute,
+            session_max_age_seconds=int(settings.session_max_age.total_seconds()),
+            login_policy=LoginPolicy(
+                attempts_per_address_per_minute=settings.login_attempts_per_ip_per_minute,
+                failures_per_account_and_address=settings.login_failures_per_account_and_address,
+                delay_after_failures_per_hour=settings.login_failures_per_account_per_hour,
+                max_delay_seconds=settings.login_delay_max_seconds,
+                known_address_days=settings.login_known_address_days,
+            ),
         )
         prices = SqlPriceStore(engine, database_url=settings.db_url)
         return cls(

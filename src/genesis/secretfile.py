@@ -1,10 +1,30 @@
-"""Secret files created once, safely, when several processes start at the same time."""
+"""Private files and directories: secrets created once, safely, when several processes start at the same time,
+and directories only their owner may enter (the data directory holds the database, the keys and the logs).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
+
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def make_private_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parent, each mode 0700 (``mkdir -p`` would make the parents 0755)."""
+    path = Path(path)
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            directory.mkdir(mode=PRIVATE_DIR_MODE)
 
 
 def create_once(path: Path, data: bytes) -> None:
@@ -15,7 +35,7 @@ def create_once(path: Path, data: bytes) -> None:
     """
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

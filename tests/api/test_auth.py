@@ -212,7 +212,8 @@ def test_disabled_user_is_refused_at_once(client: TestClient) -> None:
     from genesis.services import accounts
 
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    client.portal.call(lambda: accounts.set_user_disabled(users=runtime.users, username="tina", disabled=True))  # type: ignore[union-attr]
+    client.portal.call(lambda: accounts.set_user_disabled(users=runtime.users, tokens=runtime.tokens, username="tina",
+                                                                  disabled=True))  # type: ignore[union-attr]
     assert client.get("/me", headers=bearer(tina)).status_code == 401
     login = client.post("/token", data={"grant_type": "password", "username": "tina", "password": "trader-password"})
     assert login.status_code == 400

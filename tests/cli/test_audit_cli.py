@@ -192,3 +192,60 @@ def test_head_on_demand_is_a_note_the_printed_vkey_verifies(populated: Path) -> 
     events = _json_lines(runner.invoke(app, ["audit", "query", "--action", "audit.head", "--json"]).output)
     assert events and events[-1]["seq"] <= opened.size  # the operator's request is inside the head it made
     assert note in (populated / "audit-heads.log").read_text("utf-8")
+
+
+HOSTILE_NAME = "eve\x1b[2K\r       7 2026-01-01T00:00:00Z success\u202e\x85"
+
+
+def test_query_and_tail_text_views_escape_control_characters_in_every_field(
+    populated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from genesis.api.app import create_app
+    from genesis.config import Settings
+
+    settings = Settings(_env_file=None, data_dir=populated, admin_password="admin-Pa55word-for-tests",  # type: ignore[call-arg]
+                        log_console=False)
+    with TestClient(create_app(settings)) as client:
+        client.post("/token", data={"grant_type": "password", "username": HOSTILE_NAME, "password": "x"},
+                    headers={"User-Agent": "agent\x1b]0;owned\x07"})
+    monkeypatch.setattr("genesis.cli.audit._as_json", lambda flag: flag)  # the text view, as on a terminal
+    for command in (["audit", "query", "--action", "auth.login.failed"], ["audit", "tail", "-n", "5"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 0, result.output
+        assert "user:eve\\x1b[2K\\x0d" in result.output and "\\u202e\\x85" in result.output
+        raw = [ch for ch in result.output if ch != "\n" and (ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f
+                                                             or ch in "\u202e\u2028\u2029")]
+        assert raw == []
+    listed = runner.invoke(app, ["users", "list"])
+    assert "\x1b" not in listed.output
+
+
+def test_the_csv_export_escapes_control_characters_and_neutralises_formulas(populated: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from genesis.api.app import create_app
+    from genesis.config import Settings
+
+    settings = Settings(_env_file=None, data_dir=populated, admin_password="admin-Pa55word-for-tests",  # type: ignore[call-arg]
+                        log_console=False)
+    with TestClient(create_app(settings)) as client:
+        for name in ("=HYPERLINK(\"http://evil\",\"x\")", "@SUM(1)", "+1", "-1", "\tx", "line\u0085break\r"):
+            client.post("/token", data={"grant_type": "password", "username": name, "password": "x"},
+                        headers={"User-Agent": "=cmd|' /C calc'!A0"})
+        assert runner.invoke(app, ["users", "create", "aud", "--role", "auditor", "--password-stdin"],
+                             input="auditor-password\n").exit_code == 0
+        admin = client.post("/token", data={"grant_type": "password", "username": "aud",
+                                            "password": "auditor-password"}).json()["access_token"]
+        export = client.get("/audit/export", params={"format": "csv"}, headers={"Authorization": f"Bearer {admin}"})
+    assert export.status_code == 200
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(export.text)))
+    failed = [r for r in rows if r["action"] == "auth.login.failed"]
+    assert len(failed) == 6
+    assert all(r["user_agent"].startswith("'=") for r in failed)
+    assert not [c for r in rows for c in r.values() if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+    assert "\u0085" not in export.text and "line\\x85break\\x0d" in export.text

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from genesis.api.app import create_app
 from genesis.cli.main import app
-from genesis.config import get_settings
+from genesis.config import Settings, get_settings
 
 runner = CliRunner()
 
@@ -150,3 +152,66 @@ def test_prices_import_refuses_a_file_without_price_columns(data_dir: Path) -> N
     result = runner.invoke(app, ["prices", "import", str(csv_file), "--symbol", "X"])
     assert result.exit_code == 2
     assert "close column" in result.output
+
+
+@pytest.fixture
+def api_on(data_dir: Path) -> Iterator[TestClient]:
+    """An app on the CLI's data directory, so the CLI acts on what the API issued."""
+    settings = Settings(_env_file=None, data_dir=data_dir, admin_password="admin-Pa55word-for-tests",  # type: ignore[call-arg]
+                        log_console=False)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _login(client: TestClient, username: str, password: str) -> dict[str, str]:
+    response = client.post("/token", data={"grant_type": "password", "username": username, "password": password})
+    assert response.status_code == 200, response.text
+    body: dict[str, str] = response.json()
+    return body
+
+
+def _ended(client: TestClient, tokens: dict[str, str]) -> bool:
+    me = client.get("/me", headers={"Authorization": f"Bearer {tokens['access_token']}"}).status_code
+    refreshed = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+    return me == 401 and refreshed.status_code == 400
+
+
+def test_users_sessions_end_sessions_set_role_and_set_password_end_every_token(
+    data_dir: Path, api_on: TestClient
+) -> None:
+    created = runner.invoke(app, ["users", "create", "alice", "--role", "trader", "--password-stdin"],
+                            input="alice-password\n")
+    assert created.exit_code == 0, created.output
+    first = _login(api_on, "alice", "alice-password")
+    listed = runner.invoke(app, ["users", "sessions", "alice", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert len(json.loads(listed.output)) == 1
+    assert "testclient" in runner.invoke(app, ["users", "sessions", "alice"]).output
+
+    ended = runner.invoke(app, ["users", "end-sessions", "alice"])
+    assert ended.exit_code == 0 and "ended 1 sessions" in ended.output
+    assert _ended(api_on, first)
+    assert json.loads(runner.invoke(app, ["users", "sessions", "alice", "--json"]).output) == []
+
+    second = _login(api_on, "alice", "alice-password")
+    role = runner.invoke(app, ["users", "set-role", "alice", "--role", "viewer"])
+    assert role.exit_code == 0, role.output
+    assert _ended(api_on, second)
+    roles = {u["username"]: u["role"] for u in json.loads(runner.invoke(app, ["users", "list", "--json"]).output)}
+    assert roles["alice"] == "viewer"
+
+    third = _login(api_on, "alice", "alice-password")
+    changed = runner.invoke(app, ["users", "set-password", "alice", "--password-stdin"], input="another-password\n")
+    assert changed.exit_code == 0
+    assert _ended(api_on, third)
+
+    fourth = _login(api_on, "alice", "another-password")
+    assert runner.invoke(app, ["users", "disable", "alice"]).exit_code == 0
+    assert runner.invoke(app, ["users", "enable", "alice"]).exit_code == 0
+    assert _ended(api_on, fourth)  # enabling again does not revive what the disable ended
+
+    trail = [json.loads(line) for line in runner.invoke(app, ["audit", "query", "--json"]).output.splitlines()]
+    actions = [(e["action"], e["metadata"].get("sessions_ended")) for e in trail if e["actor"].startswith("cli:")]
+    assert ("admin.user.end_sessions", 1) in actions and ("admin.user.set_role", 1) in actions
+    assert ("admin.user.set_password", 1) in actions and ("admin.user.disable", 1) in actions
+    assert runner.invoke(app, ["users", "end-sessions", "nobody"]).exit_code == 3

@@ -67,7 +67,8 @@ class Api:
 def module_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """One SQLite app for a whole module, rate limits off (tests that need limits build their own)."""
     data_dir = tmp_path_factory.mktemp("api")
-    settings = settings_for(data_dir, rate_limits_enabled=False, login_attempts_per_ip_per_minute=100_000)
+    settings = settings_for(data_dir, rate_limits_enabled=False, login_attempts_per_ip_per_minute=100_000,
+                            login_failures_per_account_and_address=100, login_failures_per_account_per_hour=100)
     with TestClient(create_app(settings), client=("203.0.113.9", 50000)) as client:
         yield Api(client, settings)
 

@@ -85,10 +85,13 @@ def test_every_route_is_public_by_name_or_protected_by_its_documented_scopes(
     garbage = client.request(method, url, headers=bearer("not.a.token"), **body)
     assert garbage.status_code == 401, garbage.text
 
-    codec = client.app.state.runtime.codec  # type: ignore[attr-defined]
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    module_api.user("scopes-admin", "admin")  # its own admin: DELETE /me/sessions must not end the module's admin
 
     def token(scopes: list[str]) -> dict[str, str]:
-        return bearer(codec.issue(subject="user:admin", scopes=tuple(sorted(scopes)), ttl_seconds=600).token)
+        user = client.portal.call(runtime.users.get, "scopes-admin")  # type: ignore[union-attr]
+        return bearer(runtime.codec.issue(subject="user:scopes-admin", scopes=tuple(sorted(scopes)), ttl_seconds=600,
+                                          generation=user.token_generation).token)
 
     for scope in required:
         without = client.request(method, url, headers=token(sorted(set(SCOPES) - {scope})), **body)
@@ -137,7 +140,8 @@ def test_prices_written_by_one_user_cannot_be_changed_by_another(
     overwrite = [{**p, "price": 1.0} for p in points]
     assert client.post("/prices/ACL/USD", json={"points": overwrite}, headers=people["victor"]).status_code == 403
     attempt = client.post("/prices/ACL/USD", json={"points": overwrite}, headers=people["bob"])
-    assert attempt.status_code == 200 and attempt.json()["inserted"] == 0  # stored points are never overwritten
+    assert attempt.status_code == 409  # stored points are never silently overwritten: a conflict, nothing stored
+    assert [c["stored"]["close"] for c in attempt.json()["conflicts"]] == [100.0 + i for i in range(5)]
     assert client.get("/prices/ACL/USD", headers=people["alice"]).json() == before.json()
     assert client.get("/prices/ACL/USD", headers=people["audrey"]).status_code == 403
 

@@ -15,6 +15,7 @@ from genesis.config import Settings, load_settings
 from genesis.errors import ConfigurationError
 from genesis.security import passwords
 from tests.conftest import ADMIN_PASSWORD
+from tests.live import wait_until
 from tests.reliability.conftest import Api, strict_json
 
 pytestmark = pytest.mark.timeout(300)
@@ -48,8 +49,8 @@ def test_unknown_user_and_wrong_password_answer_alike_in_body_headers_and_time(m
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     from genesis.services import accounts
 
-    api.client.portal.call(lambda: accounts.set_user_disabled(users=runtime.users, username="enum-disabled",  # type: ignore[union-attr]
-                                                              disabled=True))
+    api.client.portal.call(lambda: accounts.set_user_disabled(  # type: ignore[union-attr]
+        users=runtime.users, tokens=runtime.tokens, username="enum-disabled", disabled=True))
     kinds = {
         "unknown": lambda i: {"username": f"ghost-{i % 3}", "password": "Wrong-pass-123"},
         "wrong": lambda i: {"username": "enum-victim", "password": "Wrong-pass-123"},
@@ -125,7 +126,7 @@ def test_an_account_is_throttled_whatever_address_the_guesses_come_from(
         # The same throttle for an account that does not exist: throttling reveals nothing either.
         ghost = [_login(client, "no-such-user", f"guess-{i}", f"198.51.100.{i}") for i in range(6)]
         other = _login(client, "admin2", "whatever-guess", "198.51.100.201")
-    assert codes == [400] * 4 + [429] * 2
+    assert codes == [400] * 4 + [429] * 2  # past 4 failures in the hour, unknown addresses wait 1 s, 2 s, 4 s...
     assert right == 429  # even the right password waits: the guesser cannot learn it was right
     assert ghost == codes
     assert other == 400  # only the attacked account is throttled
@@ -149,7 +150,9 @@ def test_an_address_is_throttled_across_usernames_and_forged_forwarded_for_does_
     assert elsewhere == 200
 
 
-def test_a_success_resets_the_failure_count_of_an_account(fresh_settings: Callable[..., Settings]) -> None:
+def test_a_success_clears_the_failures_of_its_address_and_exempts_it_from_the_delays(
+    fresh_settings: Callable[..., Settings],
+) -> None:
     settings = fresh_settings(login_failures_per_account_per_hour=3, login_attempts_per_ip_per_minute=1000,
                               rate_limit_token="1000/minute")
     with TestClient(create_app(settings)) as client:
@@ -157,4 +160,67 @@ def test_a_success_resets_the_failure_count_of_an_account(fresh_settings: Callab
         ok = _login(client, "admin", ADMIN_PASSWORD)
         after = [_login(client, "admin", "typo-password") for _ in range(3)]
     assert first == [400, 400] and ok == 200
-    assert after == [400, 400, 400]  # a fresh budget, not 1 left
+    assert after == [400, 400, 400]  # the owner's own address is not slowed by the account's failures
+
+
+# --- lockout without denial of service -------------------------------------------------------------------------------
+
+
+def test_strangers_failing_from_elsewhere_never_lock_out_the_owner_admin_included(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    settings = fresh_settings(login_failures_per_account_per_hour=5, login_attempts_per_ip_per_minute=1000,
+                              rate_limit_token="1000/minute", trusted_proxies="127.0.0.0/8")
+    with TestClient(create_app(settings), client=("127.0.0.1", 40000)) as client:
+        assert _login(client, "admin", ADMIN_PASSWORD, "192.0.2.10") == 200  # the admin's usual address
+        strangers = [_login(client, "admin", f"guess-{i}", f"198.51.100.{i}") for i in range(40)]
+        owner = _login(client, "admin", ADMIN_PASSWORD, "192.0.2.10")
+        stranger_with_the_password = _login(client, "admin", ADMIN_PASSWORD, "198.51.100.250")
+    assert strangers.count(400) == 5 and strangers.count(429) == 35  # slowed down, and refused meanwhile
+    assert owner == 200  # on main this was 429 for an hour
+    assert stranger_with_the_password == 429  # an unknown address waits its turn, right password or not
+
+
+def test_delays_grow_with_the_failures_and_are_capped_never_an_hour(fresh_settings: Callable[..., Settings]) -> None:
+    from genesis.services.login_guard import LoginPolicy
+
+    policy = LoginPolicy(delay_after_failures_per_hour=20, max_delay_seconds=60)
+    assert [policy.delay_after(n) for n in (0, 19, 20, 21, 22, 25, 26, 27, 100)] == [0, 0, 1, 2, 4, 32, 60, 60, 60]
+    settings = fresh_settings(login_failures_per_account_per_hour=2, login_attempts_per_ip_per_minute=1000,
+                              rate_limit_token="1000/minute", trusted_proxies="127.0.0.0/8")
+    waits = []
+    with TestClient(create_app(settings), client=("127.0.0.1", 40000)) as client:
+        for i in range(4):
+            response = client.post("/token", data={"grant_type": "password", "username": "admin", "password": "x"},
+                                   headers={"X-Forwarded-For": f"198.51.100.{i}"})
+            if response.status_code == 429:
+                waits.append(int(response.headers["retry-after"]))
+                assert wait_until(lambda n=i: _login(client, "admin", "x", f"203.0.113.{n}") == 400, timeout=30)
+    assert waits == [1, 2]  # after failure 2: 1 s; after failure 3: 2 s (then 4, 8, ... up to 60 s)
+
+
+def test_failures_from_one_address_refuse_that_account_from_that_address_only(
+    fresh_settings: Callable[..., Settings],
+) -> None:
+    settings = fresh_settings(login_failures_per_account_and_address=3, login_failures_per_account_per_hour=100,
+                              login_attempts_per_ip_per_minute=1000, rate_limit_token="1000/minute",
+                              trusted_proxies="127.0.0.0/8")
+    with TestClient(create_app(settings), client=("127.0.0.1", 40000)) as client:
+        assert _login(client, "admin", ADMIN_PASSWORD, "192.0.2.10") == 200
+        codes = [_login(client, "admin", "guess", "198.51.100.7") for _ in range(4)]
+        right_from_there = _login(client, "admin", ADMIN_PASSWORD, "198.51.100.7")
+        other_account_from_there = _login(client, "someone", "guess", "198.51.100.7")
+        owner = _login(client, "admin", ADMIN_PASSWORD, "192.0.2.10")
+    assert codes == [400, 400, 400, 429] and right_from_there == 429
+    assert other_account_from_there == 400 and owner == 200
+
+
+def test_failure_101_within_the_hour_is_refused_whatever_the_addresses(fresh_settings: Callable[..., Settings]) -> None:
+    settings = fresh_settings(login_failures_per_account_per_hour=100, login_attempts_per_ip_per_minute=1000,
+                              rate_limit_token="1000/minute", trusted_proxies="127.0.0.0/8")
+    with TestClient(create_app(settings), client=("127.0.0.1", 40000)) as client:
+        assert _login(client, "admin", ADMIN_PASSWORD, "192.0.2.10") == 200
+        codes = [_login(client, "admin", "guess", f"10.0.{i // 250}.{i % 250}") for i in range(100)]
+        known = _login(client, "admin", "guess", "192.0.2.10")
+    assert codes == [400] * 100
+    assert known == 429  # NIST 800-63B 5.2.2: no more than 100 failures an hour, from anywhere

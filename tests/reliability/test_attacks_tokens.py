@@ -296,6 +296,7 @@ def test_token_errors_use_rfc6749_codes_and_are_never_cached(
 
 def test_every_answer_of_the_token_endpoints_is_no_store(api: Api) -> None:
     created = api.client.post("/clients", json={"client_id": "nostore-bot", "role": "viewer"}, headers=api.admin)
+    assert created.headers.get("cache-control") == "no-store", "a client secret must not be cached"
     secret = created.json()["client_secret"]
     tokens = token_for(api.client)
     answers = {
@@ -310,11 +311,37 @@ def test_every_answer_of_the_token_endpoints_is_no_store(api: Api) -> None:
         "revoke": api.client.post("/token/revoke", data={"token": tokens["access_token"]}),
         "unreadable": api.client.post("/token", content=b"\xff\xfe\x00grant_type=password",
                                       headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        # Answered by the middleware, before or outside the route:
+        "413-anonymous-cap": api.client.post("/token", data={"grant_type": "password", "username": "u" * 9000}),
+        "413-declared": api.client.post("/token", content=b"x", headers={"Content-Length": str(1 << 30)}),
+        "431": api.client.post("/token", data={"grant_type": "password"},
+                               headers={f"x-filler-{i}": "y" for i in range(120)}),
+        "405": api.client.get("/token"),
+        "405-revoke": api.client.put("/token/revoke"),
     }
+    statuses = {name: response.status_code for name, response in answers.items()}
+    assert statuses["413-anonymous-cap"] == statuses["413-declared"] == 413 and statuses["431"] == 431
+    assert statuses["405"] == statuses["405-revoke"] == 405
     for name, response in answers.items():
         assert response.status_code < 500, (name, response.text)
         assert response.headers.get("cache-control") == "no-store", name
         assert response.headers.get("pragma") == "no-cache", name
+
+
+@pytest.mark.parametrize("audience", [["{ours}", "other-api"], ["other-api", "{ours}"], ["{ours}"], "other-api"])
+def test_the_audience_must_be_exactly_ours_not_a_list_that_holds_it(api: Api, audience: Any) -> None:
+    ours = api.settings.token_audience
+    aud = [a.format(ours=ours) for a in audience] if isinstance(audience, list) else audience
+    _assert_invalid_token(api, _hs256(api, _claims(api, aud=aud)))
+    assert api.client.get("/me", headers=bearer(_hs256(api, _claims(api)))).status_code == 200
+
+
+def test_a_weak_admin_password_is_refused_at_start_with_a_message_naming_the_variable(tmp_path: Path) -> None:
+    for weak in ("abc", "1234567"):
+        result = _serve(tmp_path, GENESIS_ADMIN_PASSWORD=weak)
+        assert result.returncode != 0
+        assert "GENESIS_ADMIN_PASSWORD" in result.stderr and "at least 8 characters" in result.stderr
+        assert weak not in result.stderr.replace("GENESIS_ADMIN_PASSWORD", "")
 
 
 def test_token_throttling_answers_are_no_store_too(fresh_settings: Any) -> None:

@@ -74,6 +74,24 @@ def test_users_tokens_revocation_and_refresh_families_are_shared(two_hosts: tupl
     assert httpx.get(f"{b.base_url}/me", headers=auth, timeout=5).status_code == 401
 
 
+def test_ending_sessions_on_one_host_ends_every_token_on_every_host(two_hosts: tuple[LiveServer, LiveServer]) -> None:
+    a, b = two_hosts
+    admin = {"Authorization": f"Bearer {_login(a.base_url)['access_token']}"}
+    assert httpx.post(f"{a.base_url}/users", headers=admin, timeout=10, json={
+        "username": "roamer", "role": "trader", "password": "roamer-password"}).status_code == 201
+    tokens = _login(b.base_url, "roamer", "roamer-password")
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    for host in (a, b):  # both hosts have verified (and cached) the token
+        assert httpx.get(f"{host.base_url}/me", headers=auth, timeout=5).status_code == 200
+    ended = httpx.delete(f"{a.base_url}/users/roamer/sessions", headers=admin, timeout=10)
+    assert ended.status_code == 200 and ended.json() == {"ended": 1}
+    for host in (a, b):
+        assert httpx.get(f"{host.base_url}/me", headers=auth, timeout=5).status_code == 401
+        refreshed = httpx.post(f"{host.base_url}/token", timeout=10,
+                               data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]})
+        assert refreshed.status_code == 400
+
+
 def test_prices_and_backtests_written_on_one_host_are_read_on_the_other(
     two_hosts: tuple[LiveServer, LiveServer],
 ) -> None:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from genesis import __version__
 from genesis.api.authentication import Gatekeeper, RouteTable
+from genesis.api.bulk_body import publish_schemas
 from genesis.api.clientip import ClientAddressResolver
 from genesis.api.deps import current_principal
 from genesis.api.lifespan import server_lifespan
@@ -16,6 +17,8 @@ from genesis.api.openapi import build_openapi, operation_id
 from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
 from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
+from genesis.api.routers.docs import OPENAPI_URL, openapi_router
+from genesis.api.routers.prices import PricesIn
 from genesis.api.web import install_web
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
@@ -52,12 +55,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         swagger_ui_parameters={"persistAuthorization": True},
         generate_unique_id_function=operation_id, redirect_slashes=False,
         docs_url=None, redoc_url=None,  # served by install_web from packaged assets, not from a CDN
+        openapi_url=None,  # served by openapi_router, rate-limited per address like the pages
     )
     install_problem_handlers(app)
     for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
         app.include_router(module.router)
+    app.openapi_url = OPENAPI_URL  # what the pages load (FastAPI's own unthrottled route was not added)
+    app.include_router(openapi_router(app))
     install_web(app)
     app.openapi = functools.partial(build_openapi, app)  # type: ignore[method-assign]
+    publish_schemas(app, PricesIn)  # the body of POST /prices/{symbol}, which the route reads itself
     gatekeeper = Gatekeeper(
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),
         routes=RouteTable.from_routes(app.routes, principal_dependency=current_principal),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 
 from fastapi import FastAPI
 
@@ -13,6 +14,10 @@ from genesis.config import get_settings
 # every ~70,000 allocations; each old collection walks every object the imports left behind. A
 # 10,000-point price body allocates ~100,000 objects, so the collector took ~40% of ingestion time.
 GC_YOUNG_THRESHOLD = 10_000
+# The event loop shares the GIL with worker threads (SQLite writes, audit writer, hashing glue). Each time the loop
+# wakes up it must take the GIL back, waiting up to the switch interval while a busy thread holds it: at CPython's
+# 5 ms a request that wakes the loop 5 times could wait 25 ms (the convoy effect). 1 ms bounds that wait.
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def tune_gc() -> None:
@@ -33,4 +38,5 @@ def create_default_app() -> FastAPI:
     """The app for the process settings; migrations were applied by ``genesis serve``."""
     app = create_app(get_settings())
     tune_gc()
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     return app

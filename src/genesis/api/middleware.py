@@ -38,6 +38,27 @@ MAX_HEADER_BYTES: Final = 16 * 1024  # h11's default limit for the whole header 
 AUDIT_DOWN: Final = "the audit store is unavailable; nothing was acknowledged"
 ANONYMOUS_BODY_BYTES: Final = 8 * 1024
 """Largest body of a route that takes no token (``/token``, ``/token/revoke``): a few form fields."""
+TOKEN_PATHS: Final = frozenset({"/token", "/token/revoke"})
+NOSNIFF: Final = (b"x-content-type-options", b"nosniff")
+NO_STORE: Final = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
+
+
+def security_headers(path: str, headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``nosniff`` always, and ``no-store`` unless the response chose its caching.
+
+    The token endpoints are ``no-store`` / ``no-cache`` whatever else they say (RFC 6749 5.1): every answer,
+    the 413, 431, 405 and 500 answered before or outside the route included.
+    """
+    names = {name.lower() for name, _ in headers}
+    out = list(headers)
+    if b"x-content-type-options" not in names:
+        out.append(NOSNIFF)
+    if path in TOKEN_PATHS:
+        out = [(k, v) for k, v in out if k.lower() not in (b"cache-control", b"pragma")]
+        out.extend(NO_STORE)
+    elif b"cache-control" not in names:
+        out.append(NO_STORE[0])
+    return out
 
 
 def correlation_from_headers(headers: dict[bytes, bytes]) -> str:
@@ -204,7 +225,8 @@ class _Exchange:
                 self.suppressed = True
                 await self.reject(503, AUDIT_DOWN, code=Unavailable.code, retry_after=True, audited=True)
                 return
-            message["headers"] = [*message.get("headers", []), self.correlation_header]
+            message["headers"] = security_headers(self.scope["path"],
+                                                  [*message.get("headers", []), self.correlation_header])
         await self._send(message)
 
     async def audit(self, status: int) -> bool:
@@ -245,5 +267,6 @@ class _Exchange:
             response_headers.append((b"retry-after", b"1"))
         if status in (413, 431):
             response_headers.append((b"connection", b"close"))
-        await self._send({"type": "http.response.start", "status": status, "headers": response_headers})
+        await self._send({"type": "http.response.start", "status": status,
+                          "headers": security_headers(self.scope["path"], response_headers)})
         await self._send({"type": "http.response.body", "body": body})

@@ -24,10 +24,12 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from genesis import errors
+from genesis.api.request_audit import request_audit
 from genesis.audit.context import get_correlation_id
 from genesis.audit.heads import HeadRefused
 from genesis.errors import Forbidden, GenesisError, RateLimited, Unauthenticated, Unavailable
 from genesis.services.auth import LoginThrottled, OAuthError
+from genesis.services.market import PriceConflict
 
 log = logging.getLogger("genesis.api")
 
@@ -70,6 +72,9 @@ PROBLEM_TYPES: Final[dict[str, ProblemType]] = {p.code: p for p in (
     _from_error(errors.Conflict, "The request conflicts with the stored state."),
     _from_error(HeadRefused, "No tree head was signed: the stored tree does not extend the largest head already "
                              "published (a rewritten or cut trail); see the server's ERROR log."),
+    _from_error(PriceConflict, "A posted price differs from the one stored at its timestamp; nothing was stored; "
+                               "`conflicts` holds the stored values (resend with `?on_conflict=replace` to replace "
+                               "them, audited)."),
     _from_error(errors.Unauthenticated, "Credentials are missing, malformed, expired or revoked."),
     _from_error(errors.Forbidden, "The token lacks a scope the operation needs."),
     _from_error(errors.TooLarge, "The body (or a list in it) is larger than the limit for this operation."),
@@ -161,8 +166,9 @@ def response_for(exc: GenesisError) -> Response:
     elif isinstance(exc, Unavailable):
         headers = {"Retry-After": str(exc.retry_after)}
         extra = {"component": exc.component}
-    if "supported" in exc.details:
-        extra["supported"] = exc.details["supported"]
+    for member in ("supported", "conflicts", "conflict_count"):  # the details meant for the caller
+        if member in exc.details:
+            extra[member] = exc.details[member]
     return problem_response(exc.http_status, exc.message, code=exc.code, headers=headers or None, extra=extra or None)
 
 
@@ -200,8 +206,7 @@ def validation_problem(request: Request, exc: RequestValidationError) -> Respons
     found = _field_errors(exc)
     body_is_whole = any(e["loc"] == ["body"] for e in found)
     if body_is_whole and request.method in ("POST", "PUT", "PATCH") and not _is_json(request):
-        media = request.headers.get("content-type") or "none"
-        return problem_response(415, f"send the body as JSON with Content-Type: application/json (got {media[:60]})",
+        return problem_response(415, "send the body as JSON with Content-Type: application/json",
                                 code="unsupported-media-type")
     fields = ", ".join(".".join(e["loc"][1:] or e["loc"]) for e in found[:10])
     detail = f"request validation failed: {fields}" if fields else "request validation failed"
@@ -218,11 +223,17 @@ def allowed_methods(request: Request) -> list[str]:
             if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)]
 
 
+def _routed(scope: dict[str, Any], request: Request) -> bool:
+    return any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes)
+
+
 def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
     """Starlette's own refusals (no route, wrong method, unreadable body, body timeout), in our vocabulary."""
     headers = dict(exc.headers or {})
     status = exc.status_code
-    path, method = request.url.path[:200], request.method
+    # The method and path are the caller's text: named by what they are, never quoted back (a path can hold a
+    # token, markup or a control character).
+    path = request.url.path
     if status == 400 and exc.detail == BODY_PARSE_ERROR:
         # A body that is not UTF-8 (or a broken form) is as malformed as broken JSON, which FastAPI answers
         # with 422: answer alike, so every operation documents one status for "unreadable body".
@@ -231,15 +242,15 @@ def http_problem(request: Request, exc: StarletteHTTPException) -> Response:
                                 extra={"errors": [{"loc": ["body"], "msg": "unreadable body", "type": "body"}]})
     if status == 404:
         hint = ""
-        if path.endswith("/") and len(path) > 1:
-            hint = f"; did you mean {path.rstrip('/')} (without the trailing slash)?"
-        return problem_response(404, f"no route matches {method} {path}{hint}; see /docs for the operations",
+        if path.endswith("/") and len(path) > 1 and _routed({**request.scope, "path": path.rstrip("/")}, request):
+            hint = "; the same path without its trailing slash exists"
+        return problem_response(404, f"no route matches this method and path{hint}; see /docs for the operations",
                                 code="not-found", headers=headers or None)
     if status == 405:
         # Starlette names only the methods of the first route on the path; RFC 9110 wants all of them.
         allowed = allowed_methods(request)
         headers["Allow"] = ", ".join(allowed)
-        return problem_response(405, f"{method} is not allowed on {path}; allowed: {', '.join(allowed)}",
+        return problem_response(405, f"this method is not allowed on this path; allowed: {', '.join(allowed)}",
                                 code="method-not-allowed", headers=headers)
     if status == 408:
         return problem_response(408, str(exc.detail), code="request-timeout", headers=headers or None)
@@ -267,8 +278,10 @@ def _no_store_on_token_routes(handler: Handler) -> Handler:
 def install_problem_handlers(app: FastAPI) -> None:
     """Register handlers so that every error leaves as a problem document."""
 
-    async def on_domain(_: Request, exc: Exception) -> Response:
+    async def on_domain(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, GenesisError)
+        if exc.audit:  # what the auditor must know and the caller must not (e.g. "refused: not the owner")
+            request_audit(request).metadata.update(exc.audit)
         return response_for(exc)
 
     async def on_validation(request: Request, exc: Exception) -> Response:

@@ -115,6 +115,23 @@ class TokenResponse(BaseModel):
     refresh_token: str | None = None
 
 
+class SessionRead(BaseModel):
+    """A running session: the refresh family started by one login."""
+
+    id: str
+    scope: str
+    created_at: str = Field(description="When the login happened (RFC 3339).")
+    expires_at: str = Field(description="Absolute end of the session; refreshing never moves it.")
+    last_used_at: str = Field(description="The login or the latest refresh.")
+    source_ip: str | None
+    user_agent: str | None
+    current: bool = Field(False, description="The session of the token making this request.")
+
+
+class SessionsEnded(BaseModel):
+    ended: int = Field(description="Sessions that were running; every token of the principal is refused now.")
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, object]]:
     """OpenAPI ``responses`` entries documenting problem answers (their content is filled in by api/openapi.py)."""
     descriptions = {

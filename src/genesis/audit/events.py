@@ -197,13 +197,26 @@ def new_event(
     Args:
         action: dotted event type, e.g. ``"auth.login.failed"``.
         correlation_id: defaults to a new id (callers normally pass the bound one).
-        redact: apply the process redactor to ``metadata`` and ``message``.
+        redact: apply the process redactor (the one the log pipeline uses) to ``metadata``, ``message`` and
+            every other text field.
     """
     ns = time.time_ns()
     if redact:
         redactor = get_redactor()
         meta = redactor.clean(metadata) if metadata else {}
         message = redactor.scrub(message) if message else message
+        # Every free-text field goes through the log's redaction before it is hashed: a token placed in a
+        # path, a user agent or a username would otherwise be kept for good. One scan of all of them first
+        # (most events hold nothing to redact), then field by field only when it finds something.
+        texts = (action, actor, source_ip, user_agent, method, path, correlation_id, request_id)
+        if redactor.may_hold_secrets("\n".join(t for t in texts if t)):
+            scrub = redactor.scrub
+            action, actor, correlation_id = scrub(action), scrub(actor), scrub(correlation_id)
+            source_ip = None if source_ip is None else scrub(source_ip)
+            user_agent = None if user_agent is None else scrub(user_agent)
+            method = None if method is None else scrub(method)
+            path = None if path is None else scrub(path)
+            request_id = None if request_id is None else scrub(request_id)
     else:
         meta = json_safe(metadata) if metadata else {}
     if not isinstance(meta, dict):  # metadata is always a JSON object

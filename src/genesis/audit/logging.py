@@ -27,6 +27,7 @@ from genesis.audit.levels import parse_level
 from genesis.audit.metrics import LOG_DROPPED, LOG_SINK_ERRORS
 from genesis.audit.redaction import configure_redactor
 from genesis.audit.sinks import ConsoleSink, LineFormatter, RotatingFileSink, Sink
+from genesis.secretfile import make_private_dirs
 
 MAX_QUEUE = 100_000
 _BATCH = 2000
@@ -248,7 +249,7 @@ def build_sinks(settings: LogSettings, console: TextIO | None = None) -> list[Si
         sinks.append(ConsoleSink(console, formatter=console_formatter(settings, console)))
     logs = settings.logs_path
     try:
-        logs.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(logs)  # inside the data directory, which must not be made 0755 on the way
     except OSError as exc:  # reported again by the sinks on every failing batch
         _report(f"genesis logging: cannot create {logs}: {exc!r}")
     sinks.append(

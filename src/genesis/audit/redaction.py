@@ -113,6 +113,10 @@ class Redactor:
                 self._cache[key] = hit
         return hit
 
+    def may_hold_secrets(self, text: str) -> bool:
+        """A cheap pre-check: False means :meth:`scrub` would return ``text`` unchanged."""
+        return _QUICK.search(text.lower()) is not None
+
     def scrub(self, text: str) -> str:
         """Replace credentials embedded in free text (JWTs, bearer tokens, key=value)."""
         if not _QUICK.search(text.lower()):

@@ -25,6 +25,7 @@ from genesis.cli.common import fail, operator, record, run_with_runtime, setting
 from genesis.config import Settings
 from genesis.errors import GenesisError, InvalidInput, Unavailable
 from genesis.runtime import Runtime, audit_backend
+from genesis.safetext import printable_row
 from genesis.services import audit_trail, schema
 from genesis.timeutil import rfc3339, to_us
 
@@ -69,11 +70,12 @@ def _parse_time(value: str | None, name: str) -> int | None:
 
 
 def _print_event(event: dict[str, Any], as_json: bool) -> None:
-    if as_json:
+    if as_json:  # json.dumps escapes every control and non-ASCII character
         typer.echo(json.dumps(event, separators=(",", ":")))
-    else:
-        typer.echo(f"{event['seq']:>8} {event['timestamp']} {event['outcome']:<7} {event['action']:<24} "
-                   f"{event['actor']:<24} {event.get('status') or '':>3} {event['message'][:80]}")
+    else:  # every field may hold what a client sent: shown escaped, never acted on by the terminal
+        typer.echo(f"{event['seq']:>8} " + printable_row(
+            event["timestamp"], event["outcome"], event["action"], event["actor"], event.get("status") or "",
+            event["message"][:80], widths=(27, 7, 24, 24, 3)))
 
 
 @app.command()

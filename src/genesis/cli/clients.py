@@ -9,6 +9,7 @@ import typer
 
 from genesis.cli.common import record, run_with_runtime
 from genesis.runtime import Runtime
+from genesis.safetext import printable_row
 from genesis.security.scopes import ROLES
 from genesis.services import accounts
 
@@ -51,7 +52,8 @@ def list_clients(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
         typer.echo(json.dumps(rows))
         return
     for row in rows:
-        typer.echo(f"{row['client_id']:<32} {row['role']:<8} {'revoked' if row['revoked'] else 'active'}")
+        typer.echo(printable_row(row["client_id"], row["role"], "revoked" if row["revoked"] else "active",
+                                 row["description"], widths=(32, 8, 7)))
 
 
 @app.command()

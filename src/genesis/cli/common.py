@@ -14,6 +14,7 @@ from genesis.audit import AuditEvent, new_event, setup_logging
 from genesis.config import Settings, get_settings
 from genesis.errors import ConfigurationError, GenesisError
 from genesis.runtime import Runtime
+from genesis.safetext import printable
 
 T = TypeVar("T")
 
@@ -28,7 +29,7 @@ def settings() -> Settings:
 
 def fail(exc: GenesisError) -> None:
     """Print the error and exit with the error's own exit code."""
-    typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+    typer.secho(f"error: {printable(exc.message)}", err=True, fg=typer.colors.RED)
     raise typer.Exit(exc.exit_code)
 
 

@@ -23,9 +23,10 @@ from genesis.errors import Forbidden, InvalidInput
 
 # Kept equal to genesis.services.market.SYMBOL_PATTERN (the core may not import services);
 # tests/push/test_topics.py checks that the two agree.
-SYMBOL_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/^=-]{0,31}$")
+SYMBOL_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:^=-]*(?:/[A-Za-z0-9][A-Za-z0-9._:^=-]*)*$")
 SYMBOL_RULE: Final = (
-    "1-32 characters: letters, digits and . _ : / ^ = - (starting with a letter or digit), e.g. BTC/USD"
+    "segments separated by /, each starting with a letter or digit and going on with letters, digits and "
+    ". _ : ^ = -, e.g. BTC/USD"
 )
 MAX_TOPIC_LENGTH: Final = 64
 OWNER_SEPARATOR: Final = "~"

@@ -2,7 +2,10 @@
 
 Access tokens carry ``typ: at+jwt`` in the header (RFC 9068) and refresh tokens
 ``typ: rt+jwt``, so neither can stand in for the other. The algorithm list is
-fixed here, never read from the token (RFC 8725 3.1).
+fixed here, never read from the token (RFC 8725 3.1). Besides the registered
+claims, a token carries ``gen`` (the principal's token generation when it was
+issued: a later password change, disable, role change or "end sessions" bumps it)
+and, when it belongs to a session, ``fam`` (the session id).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class TokenClaims:
     expires_at: int
     token_type: str
     family_id: str | None = None
+    generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +90,20 @@ class TokenCodec:
 
     def issue(
         self, *, subject: str, scopes: tuple[str, ...], ttl_seconds: int, token_type: str = ACCESS_TYPE,
-        family_id: str | None = None,
+        family_id: str | None = None, generation: int = 0, not_after: int | None = None,
     ) -> IssuedToken:
+        """A signed token; ``not_after`` (seconds since the epoch) caps its expiry (a session's absolute end)."""
         now = now_us() // 1_000_000
         jti = uuid.uuid4().hex
+        expires = now + ttl_seconds if not_after is None else min(now + ttl_seconds, not_after)
         claims: dict[str, Any] = {
             "iss": self._issuer, "aud": self._audience, "sub": subject, "iat": now, "nbf": now,
-            "exp": now + ttl_seconds, "jti": jti, "scope": " ".join(scopes),
+            "exp": expires, "jti": jti, "scope": " ".join(scopes), "gen": generation,
         }
         if family_id is not None:
             claims["fam"] = family_id
         token = jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"typ": token_type})
-        return IssuedToken(token, jti, now + ttl_seconds, ttl_seconds)
+        return IssuedToken(token, jti, expires, max(expires - now, 0))
 
     def verify(self, token: str, *, token_type: str = ACCESS_TYPE) -> TokenClaims:
         """Verify signature, type and registered claims; raise Unauthenticated otherwise."""
@@ -121,12 +127,18 @@ class TokenCodec:
         header, payload = decoded["header"], decoded["payload"]
         if header.get("typ") != token_type:
             raise Unauthenticated("token is of the wrong type")
+        if payload.get("aud") != self._audience:
+            # PyJWT accepts a list that merely contains our audience; a token meant for others too is not ours.
+            raise Unauthenticated("token is invalid")
         subject, jti, scope = payload.get("sub"), payload.get("jti"), payload.get("scope", "")
+        family, generation = payload.get("fam"), payload.get("gen", 0)
         if not isinstance(subject, str) or not isinstance(jti, str) or not isinstance(scope, str):
+            raise Unauthenticated("token is invalid")
+        if (family is not None and not isinstance(family, str)) or type(generation) is not int or generation < 0:
             raise Unauthenticated("token is invalid")
         claims = TokenClaims(
             subject=subject, scopes=frozenset(scope.split()), jti=jti, expires_at=int(payload["exp"]),
-            token_type=token_type, family_id=payload.get("fam"),
+            token_type=token_type, family_id=family, generation=generation,
         )
         self._cache[token] = claims
         if len(self._cache) > self._cache_size:

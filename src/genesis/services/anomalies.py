@@ -68,7 +68,7 @@ class AnomalyService:
     async def _catch_up(self, symbol: str, detector: AnomalyDetector, synced: dict[str, _Synced]) -> int:
         count, last_ts = await self._store.stats(symbol)
         if count == 0:
-            raise NotFound(f"no prices stored for symbol {symbol!r}")
+            raise NotFound("no prices stored for this symbol")
         seen = synced.get(symbol)
         if seen is not None and seen.count == count and seen.last_ts == last_ts:
             return count
@@ -90,7 +90,7 @@ class AnomalyService:
     ) -> AnomalyReport:
         check_symbol(symbol)
         if method not in METHODS:
-            raise InvalidInput(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+            raise InvalidInput(f"unknown method; choose one of {', '.join(METHODS)}")
         detector, synced = self._detector(method, window, threshold)
         count = await self._catch_up(symbol, detector, synced)
         latest = detector.detect(symbol)

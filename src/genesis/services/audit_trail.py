@@ -20,9 +20,11 @@ from genesis.audit.merkle import ProofError, consistency_proof, inclusion_proof,
 from genesis.audit.note import NoteError, NoteVerifier, parse_vkey
 from genesis.audit.trail import TrustedKeys, stream_export
 from genesis.errors import InvalidInput, NotFound
+from genesis.safetext import spreadsheet_cell
 from genesis.timeutil import rfc3339
 
 Order = Literal["asc", "desc"]
+MAX_SEQ = 2**63
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,8 @@ def query_events(
 ) -> EventPage:
     if start_us is not None and end_us is not None and end_us <= start_us:
         raise InvalidInput("end must be later than start")
-    if cursor is not None and not cursor.isdigit():
+    if cursor is not None and not (cursor.isascii() and cursor.isdigit() and int(cursor) < MAX_SEQ):
+        # A sequence number is a signed 64-bit integer: anything else is not a cursor this server gave out.
         raise InvalidInput("cursor must be the next_cursor of a previous page")
     events, next_cursor = store.query(
         start_us=start_us, end_us=end_us, actor=actor, action=action, outcome=outcome, level=level,
@@ -57,7 +60,7 @@ def query_events(
 def get_event(store: AuditStore, event_id: str) -> dict[str, Any]:
     event = store.get(event_id)
     if event is None:
-        raise NotFound(f"no audit event {event_id!r}")
+        raise NotFound("no such audit event")
     return event_view(event)
 
 
@@ -194,7 +197,10 @@ def consistency(store: AuditStore, *, first: int, second: int) -> dict[str, Any]
 
 
 def stream_csv(store: AuditStore, *, start_us: int | None, end_us: int | None) -> Iterator[bytes]:
-    """Events as CSV (for spreadsheets), optionally within a time range; constant memory."""
+    """Events as CSV (for spreadsheets), optionally within a time range; constant memory.
+
+    Every cell is :func:`~genesis.safetext.spreadsheet_cell`: control characters escaped, formulas neutralised.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["timestamp", *EVENT_COLUMNS])
@@ -205,16 +211,10 @@ def stream_csv(store: AuditStore, *, start_us: int | None, end_us: int | None) -
             row = event.to_dict()
             if not isinstance(row["metadata"], str):
                 row["metadata"] = orjson.dumps(row["metadata"]).decode()
-            writer.writerow([rfc3339(event.occurred_at_us), *(_csv_cell(row[c]) for c in EVENT_COLUMNS)])
+            writer.writerow([rfc3339(event.occurred_at_us), *(spreadsheet_cell(row[c]) for c in EVENT_COLUMNS)])
         yield buffer.getvalue().encode()
         buffer.seek(0)
         buffer.truncate()
         if cursor is None:
             return
 
-
-def _csv_cell(value: Any) -> Any:
-    # Spreadsheet formula injection: a cell starting with = + - @ is quoted as text.
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@"):
-        return "'" + value
-    return value

@@ -30,8 +30,8 @@ async def prices_for(
     _, closes = await store.closes(symbol, start_us=start_us, end_us=end_us)
     if not closes:
         if not await store.exists(symbol):
-            raise NotFound(f"no prices stored for symbol {symbol!r}")
-        raise InvalidInput(f"no prices for {symbol!r} in the requested range")
+            raise NotFound("no prices stored for this symbol")
+        raise InvalidInput("no prices for this symbol in the requested range")
     return closes
 
 
@@ -66,10 +66,17 @@ async def run_and_record(
 
 
 async def get_backtest(*, store: BacktestStore, backtest_id: str, owner: str, is_admin: bool) -> BacktestRecord:
-    """A recorded backtest; someone else's is reported as not found (no existence leak)."""
+    """A recorded backtest; someone else's is reported as not found (no existence leak).
+
+    Raises:
+        NotFound: no such backtest, or it belongs to someone else; in that case the error's audit facts say so
+            (``{"refused": "owner", "owner": ...}``), so the trail tells a refused read from a mistyped id.
+    """
     record = await store.get(backtest_id)
-    if record is None or (record.owner != owner and not is_admin):
-        raise NotFound(f"no backtest {backtest_id!r}")
+    if record is None:
+        raise NotFound("no such backtest")
+    if record.owner != owner and not is_admin:
+        raise NotFound("no such backtest", audit={"refused": "owner", "owner": record.owner})
     return record
 
 
@@ -77,23 +84,25 @@ class PerformanceTracker:
     """Strategy scores from recorded backtests.
 
     The score of a backtest is its annualised Sharpe ratio (sqrt(252), risk-free 0);
-    ``None`` where the Sharpe ratio is undefined (no variation in returns).
+    ``None`` where the Sharpe ratio is undefined (no variation in returns). Backtests are private:
+    with an ``owner``, only that owner's count (administrators pass None and see all).
     """
 
-    def __init__(self, store: BacktestStore) -> None:
+    def __init__(self, store: BacktestStore, *, owner: str | None = None) -> None:
         self._store = store
+        self._owner = owner
 
     async def get_last_score(self, strategy: str) -> float | None:
         history = await self.get_history(strategy)
         return history[-1] if history else None
 
     async def get_history(self, strategy: str) -> list[float | None]:
-        scores = await self._store.scores(strategy.strip().lower())
+        scores = await self._store.scores(strategy.strip().lower(), owner=self._owner)
         return [score for _, score in scores.get(strategy.strip().lower(), [])]
 
     async def summary(self) -> list[dict[str, Any]]:
         """``[{strategy_name, last_score, history}]`` for every strategy with a recorded backtest."""
         return [
             {"strategy_name": name, "last_score": points[-1][1], "history": [score for _, score in points]}
-            for name, points in sorted((await self._store.scores()).items())
+            for name, points in sorted((await self._store.scores(owner=self._owner)).items())
         ]

@@ -124,6 +124,36 @@ class Limiter:
             if limiter is not self._memory_limiter:
                 self._mark_down(exc)
 
+    async def mark(self, key: str, seconds: float) -> None:
+        """Set a mark on ``key`` that lasts ``seconds`` from now (replacing any earlier one)."""
+        storage = await self._storage()
+        name = f"mark/{key}"
+        try:
+            await storage.clear(name)
+            await storage.incr(name, max(1, math.ceil(seconds)))
+        except Exception as exc:
+            if storage is self._memory:
+                raise
+            self._mark_down(exc)
+            await self.mark(key, seconds)
+
+    async def marked_for(self, key: str) -> int:
+        """Whole seconds until the mark on ``key`` lapses; 0 when there is none."""
+        storage = await self._storage()
+        name = f"mark/{key}"
+        try:
+            if await storage.get(name) <= 0:
+                return 0
+            return max(1, math.ceil(await storage.get_expiry(name) - time.time()))
+        except Exception as exc:
+            if storage is self._memory:
+                raise
+            self._mark_down(exc)
+            return await self.marked_for(key)
+
+    async def _storage(self) -> Storage:
+        return self._memory if await self._choose() is self._memory_limiter else self._redis  # type: ignore[return-value]
+
     async def ping(self) -> bool:
         """True when the configured Redis answers (always True without Redis)."""
         if self._redis is None:

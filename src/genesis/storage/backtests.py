@@ -44,11 +44,15 @@ class SqlBacktestStore:
             row = (await conn.execute(select(backtests).where(backtests.c.id == backtest_id))).first()
         return _record(row) if row else None
 
-    async def scores(self, strategy_name: str | None = None) -> dict[str, list[tuple[int, float | None]]]:
-        """Scores per strategy, oldest first."""
+    async def scores(
+        self, strategy_name: str | None = None, *, owner: str | None = None
+    ) -> dict[str, list[tuple[int, float | None]]]:
+        """Scores per strategy, oldest first; only ``owner``'s backtests when given."""
         query = select(backtests.c.strategy_name, backtests.c.created_at_us, backtests.c.score)
         if strategy_name is not None:
             query = query.where(backtests.c.strategy_name == strategy_name)
+        if owner is not None:
+            query = query.where(backtests.c.owner == owner)
         query = query.order_by(backtests.c.strategy_name, backtests.c.created_at_us)
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()

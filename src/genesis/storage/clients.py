@@ -15,7 +15,8 @@ from genesis.storage.protocols import ClientRecord
 
 
 def _client(row: Any) -> ClientRecord:
-    return ClientRecord(row.id, row.client_id, row.secret_hash, row.role, row.description, bool(row.revoked))
+    return ClientRecord(row.id, row.client_id, row.secret_hash, row.role, row.description, bool(row.revoked),
+                        row.token_generation)
 
 
 class SqlClientStore:
@@ -35,7 +36,7 @@ class SqlClientStore:
                 )
                 new_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
         except IntegrityError as exc:
-            raise Conflict(f"client {client_id!r} already exists") from exc
+            raise Conflict("a client with this id already exists") from exc
         return ClientRecord(int(new_id), client_id, secret_hash, role, description, False)
 
     async def get(self, client_id: str) -> ClientRecord | None:
@@ -58,6 +59,14 @@ class SqlClientStore:
         return bool(result.rowcount)
 
     async def revoke(self, client_id: str) -> bool:
+        """Revoke the client and end its tokens (a generation bump, so that nothing revives them)."""
+        return await self._update(client_id, revoked=True, token_generation=clients.c.token_generation + 1)
+
+    async def end_sessions(self, client_id: str) -> bool:
+        """End every token of the client at once."""
+        return await self._update(client_id, token_generation=clients.c.token_generation + 1)
+
+    async def _update(self, client_id: str, **values: Any) -> bool:
         async with self._engine.begin() as conn:
-            result = await conn.execute(update(clients).where(clients.c.client_id == client_id).values(revoked=True))
+            result = await conn.execute(update(clients).where(clients.c.client_id == client_id).values(**values))
         return bool(result.rowcount)

@@ -7,7 +7,12 @@ for SQLite and psycopg 3 (async and sync from the same package) for PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import stat
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -15,8 +20,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
+from genesis.secretfile import PRIVATE_FILE_MODE, make_private_dirs
 from genesis.storage.audit_sql import DURABLE_COMMITS_SQL
 from genesis.storage.wal import enable_wal
+
+log = logging.getLogger("genesis.storage")
 
 # The busy timeout comes from the driver's ``timeout`` (GENESIS_DATABASE_TIMEOUT_SECONDS), not a pragma.
 SQLITE_PRAGMAS = (
@@ -55,6 +63,29 @@ def sqlite_path(url: str) -> str | None:
     return parsed.database
 
 
+def prepare_sqlite_file(path: str) -> None:
+    """Make the SQLite file (and its directory, when missing) private before SQLite opens it.
+
+    The database holds password hashes. SQLite creates a missing file with the process umask (often 0644) and
+    gives its -wal, -shm and -journal files the database file's own mode, so creating the file empty with 0600
+    first makes all of them 0600. A file left group- or world-readable by an earlier version is tightened.
+    """
+    file = Path(path)
+    make_private_dirs(file.parent)
+    with contextlib.suppress(FileExistsError):  # an empty file is a new database to SQLite
+        os.close(os.open(file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE))
+    for candidate in (file, *(file.with_name(file.name + suffix) for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+            if mode & 0o077:
+                candidate.chmod(mode & 0o700)
+                log.warning("made %s private (it was mode %o)", candidate.name, mode)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # not ours to change: say so, do not stop
+            log.warning("could not make %s private: %s", candidate.name, type(exc).__name__)
+
+
 def _sqlite_pragmas(timeout: float) -> Callable[[Any, Any], None]:
     """The ``connect`` listener: WAL (waiting up to ``timeout`` s) and the pragmas."""
 
@@ -75,9 +106,7 @@ def create_engine(
     if backend_of(url) == "sqlite":
         path = sqlite_path(url)
         if path is not None:
-            from pathlib import Path
-
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            prepare_sqlite_file(path)
         # Keep connections (and their aiosqlite threads) open: a new one per checkout costs a thread
         # start plus the pragmas, which dominated request time.
         engine = create_async_engine(

@@ -26,11 +26,11 @@ def upgrade_database(url: str, *, revision: str = "head", schema: str | None = N
     from sqlalchemy.exc import ProgrammingError
 
     from genesis.errors import ConfigurationError
-    from genesis.storage.database import sqlite_path
+    from genesis.storage.database import prepare_sqlite_file, sqlite_path
 
     path = sqlite_path(url)
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_file(path)
     try:
         command.upgrade(alembic_config(url, schema=schema), revision)
     except ProgrammingError as exc:

@@ -42,6 +42,9 @@ users = Table(
     Column("password_hash", String(255), nullable=False),
     Column("role", String(32), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
+    # Bumped by a password change, a disable, a role change or "end sessions": every token carries the
+    # generation it was issued under and stops working once it is no longer the current one.
+    Column("token_generation", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
@@ -55,6 +58,7 @@ clients = Table(
     Column("role", String(32), nullable=False),
     Column("description", String(255), nullable=False, default=""),
     Column("revoked", Boolean, nullable=False, default=False),
+    Column("token_generation", Integer, nullable=False, default=0, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
@@ -71,6 +75,24 @@ refresh_tokens = Table(
     Column("rotated_at_us", BigInteger, nullable=True),
     Column("revoked_at_us", BigInteger, nullable=True),
     Column("created_at_us", BigInteger, nullable=False),
+)
+
+# One row per session: a refresh family, from the login that started it. ``expires_at_us`` is absolute
+# (login + GENESIS_SESSION_MAX_AGE): rotation never extends it. Access tokens carry the family id, so
+# revoking a session refuses them at once.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("subject", String(128), nullable=False, index=True),
+    Column("scope", String(255), nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("expires_at_us", BigInteger, nullable=False),
+    Column("last_used_at_us", BigInteger, nullable=False),
+    Column("revoked_at_us", BigInteger, nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    Column("source_ip", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
 )
 
 # Denylist of access-token ids revoked before they expire (RFC 7009).

@@ -1,22 +1,23 @@
-"""Price series in the relational store, idempotent on (symbol, timestamp)."""
+"""Price series in the relational store: one point per (symbol, timestamp), never silently rewritten."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.storage.database import SQLITE_PRAGMAS, sqlite_path
 from genesis.storage.models import prices
-from genesis.storage.protocols import PriceColumns, PricePoint
+from genesis.storage.protocols import OnConflict, PriceColumns, PricePoint, PriceWrite
 
 _CHUNK = 5_000
 # Prices and volumes are never negative, so -1 stands for NULL in the columnar read and becomes NaN.
@@ -30,9 +31,28 @@ _COLUMNS = np.dtype([("ts_us", np.int64), ("close", np.float64), ("open", np.flo
 
 
 # Columns in PricePoint's field order, then the symbol: each row is ``point + (symbol,)``, built in C.
-_SQLITE_INSERT = (
-    "INSERT OR IGNORE INTO prices (ts_us, close, open, high, low, volume, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
+_SQLITE_INSERT = "INSERT INTO prices (ts_us, close, open, high, low, volume, symbol) VALUES (?, ?, ?, ?, ?, ?, ?)"
+_SQLITE_UPDATE = "UPDATE prices SET close = ?, open = ?, high = ?, low = ?, volume = ? WHERE ts_us = ? AND symbol = ?"
+_SQLITE_STORED = ("SELECT ts_us, close, open, high, low, volume FROM prices "
+                  "WHERE symbol = ? AND ts_us IN (SELECT value FROM json_each(?))")
+
+
+def classify(
+    points: Sequence[PricePoint], stored: dict[int, PricePoint]
+) -> tuple[list[PricePoint], int, list[tuple[PricePoint, PricePoint]]]:
+    """(points not stored yet, how many are identical re-posts, (stored, sent) pairs that differ)."""
+    new: list[PricePoint] = []
+    duplicates = 0
+    conflicts: list[tuple[PricePoint, PricePoint]] = []
+    for point in points:
+        found = stored.get(point.ts_us)
+        if found is None:
+            new.append(point)
+        elif found == point:
+            duplicates += 1
+        else:
+            conflicts.append((found, point))
+    return new, duplicates, conflicts
 
 
 class SqlPriceStore:
@@ -41,6 +61,8 @@ class SqlPriceStore:
     On SQLite, bulk inserts go through the stdlib driver in a worker thread: a
     10,000-point request costs ~15 ms that way against ~250 ms through the
     aiosqlite adapter (one thread hand-off per statement and row conversion).
+    A point whose timestamp is stored already is a duplicate when its values are
+    the same and a conflict when they differ (see ``OnConflict``).
     """
 
     def __init__(self, engine: AsyncEngine, *, database_url: str | None = None) -> None:
@@ -48,40 +70,101 @@ class SqlPriceStore:
         self._sqlite_path = sqlite_path(database_url) if database_url else None
         dialect = engine.dialect.name
         base = postgresql.insert(prices) if dialect == "postgresql" else sqlite.insert(prices)
-        # RETURNING counts the rows really inserted on both backends (executemany rowcount does not).
+        # RETURNING counts the rows really inserted (executemany rowcount does not): a row another transaction
+        # inserted between our read and our insert is then read back and classified like the others.
         self._insert = base.on_conflict_do_nothing(index_elements=["symbol", "ts_us"]).returning(prices.c.ts_us)
 
-    async def add_many(self, symbol: str, points: Sequence[PricePoint]) -> int:
-        """Insert points, skipping timestamps already stored; returns how many were new."""
+    async def add_many(
+        self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse"
+    ) -> PriceWrite:
+        """Insert new points; identical re-posts are duplicates; differing ones are handled by ``on_conflict``."""
         if self._sqlite_path is not None:
-            return await asyncio.to_thread(self._add_many_sqlite, symbol, points)
-        inserted = 0
-        async with self._engine.begin() as conn:
-            for start in range(0, len(points), _CHUNK):
-                rows: list[dict[str, Any]] = [
-                    {"symbol": symbol, "ts_us": p.ts_us, "open": p.open, "high": p.high,
-                     "low": p.low, "close": p.close, "volume": p.volume}
-                    for p in points[start : start + _CHUNK]
-                ]
-                result = await conn.execute(self._insert, rows)
-                inserted += len(result.all())
-        return inserted
+            return await asyncio.to_thread(self._add_many_sqlite, symbol, points, on_conflict)
+        async with self._engine.connect() as conn:
+            transaction = await conn.begin()
+            try:
+                write = await self._add_many_async(conn, symbol, points, on_conflict)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if on_conflict == "refuse" and write.conflicts:
+                await transaction.rollback()  # nothing of a refused batch is kept
+            else:
+                await transaction.commit()
+        return write
 
-    def _add_many_sqlite(self, symbol: str, points: Sequence[PricePoint]) -> int:
+    async def _add_many_async(
+        self, conn: AsyncConnection, symbol: str, points: Sequence[PricePoint], on_conflict: OnConflict
+    ) -> PriceWrite:
+        stored = await self._stored(conn, symbol, [p.ts_us for p in points])
+        new, duplicates, conflicts = await asyncio.to_thread(classify, points, stored)
+        inserted = 0
+        raced: list[int] = []
+        for start in range(0, len(new), _CHUNK):
+            chunk = new[start : start + _CHUNK]
+            rows: list[dict[str, Any]] = [
+                {"symbol": symbol, "ts_us": p.ts_us, "open": p.open, "high": p.high,
+                 "low": p.low, "close": p.close, "volume": p.volume}
+                for p in chunk
+            ]
+            done = {row[0] for row in (await conn.execute(self._insert, rows)).all()}
+            inserted += len(done)
+            raced.extend(p.ts_us for p in chunk if p.ts_us not in done)
+        if raced:  # stored by a concurrent writer after we looked: classify them against what it stored
+            theirs = await self._stored(conn, symbol, raced)
+            _, late_duplicates, late_conflicts = classify([p for p in new if p.ts_us in theirs], theirs)
+            duplicates += late_duplicates
+            conflicts = sorted([*conflicts, *late_conflicts], key=lambda pair: pair[0].ts_us)
+        replaced = 0
+        if conflicts and on_conflict == "replace":
+            await conn.execute(
+                update(prices).where(prices.c.symbol == bindparam("b_symbol"), prices.c.ts_us == bindparam("b_ts"))
+                .values(close=bindparam("b_close"), open=bindparam("b_open"), high=bindparam("b_high"),
+                        low=bindparam("b_low"), volume=bindparam("b_volume")),
+                [{"b_symbol": symbol, "b_ts": p.ts_us, "b_close": p.close, "b_open": p.open, "b_high": p.high,
+                  "b_low": p.low, "b_volume": p.volume} for _, p in conflicts],
+            )
+            replaced = len(conflicts)
+        if conflicts and on_conflict == "refuse":
+            inserted = 0
+        return PriceWrite(inserted, duplicates, conflicts, replaced)
+
+    async def _stored(self, conn: AsyncConnection, symbol: str, stamps: Sequence[int]) -> dict[int, PricePoint]:
+        found: dict[int, PricePoint] = {}
+        for start in range(0, len(stamps), _CHUNK):
+            query = select(prices.c.ts_us, prices.c.close, prices.c.open, prices.c.high, prices.c.low,
+                           prices.c.volume).where(prices.c.symbol == symbol,
+                                                  prices.c.ts_us.in_(stamps[start : start + _CHUNK]))
+            for row in (await conn.execute(query)).all():
+                found[row[0]] = PricePoint(*row)
+        return found
+
+    def _add_many_sqlite(self, symbol: str, points: Sequence[PricePoint], on_conflict: OnConflict) -> PriceWrite:
         assert self._sqlite_path is not None
         conn = sqlite3.connect(self._sqlite_path, timeout=10.0, isolation_level=None)
         try:
             for pragma in SQLITE_PRAGMAS:
                 conn.execute(pragma)
-            before = conn.total_changes
-            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")  # the write lock first: nobody stores a point between read and insert
             try:
-                conn.executemany(_SQLITE_INSERT, map(tuple.__add__, points, itertools.repeat((symbol,))))
+                stamps = orjson.dumps([p.ts_us for p in points]).decode()
+                stored = {row[0]: PricePoint(*row) for row in conn.execute(_SQLITE_STORED, (symbol, stamps))}
+                new, duplicates, conflicts = classify(points, stored)
+                if conflicts and on_conflict == "refuse":
+                    conn.execute("ROLLBACK")
+                    return PriceWrite(0, duplicates, conflicts, 0)
+                conn.executemany(_SQLITE_INSERT, map(tuple.__add__, new, itertools.repeat((symbol,))))
+                replaced = 0
+                if conflicts and on_conflict == "replace":
+                    conn.executemany(_SQLITE_UPDATE, ((p.close, p.open, p.high, p.low, p.volume, p.ts_us, symbol)
+                                                      for _, p in conflicts))
+                    replaced = len(conflicts)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
-            return conn.total_changes - before
+            return PriceWrite(len(new), duplicates, conflicts, replaced)
         finally:
             conn.close()
 
@@ -99,6 +182,31 @@ class SqlPriceStore:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [PricePoint(r.ts_us, r.close, r.open, r.high, r.low, r.volume) for r in rows]
+
+    async def range_batches(
+        self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int, batch: int = 5_000
+    ) -> AsyncIterator[list[PricePoint]]:
+        """Like ``range``, ``batch`` points per query (keyset pagination on the primary key)."""
+        remaining, after = limit, None
+        columns = (prices.c.ts_us, prices.c.close, prices.c.open, prices.c.high, prices.c.low, prices.c.volume)
+        while remaining > 0:
+            size = min(batch, remaining)
+            query = select(*columns).where(prices.c.symbol == symbol)
+            if start_us is not None:
+                query = query.where(prices.c.ts_us >= start_us)
+            if end_us is not None:
+                query = query.where(prices.c.ts_us < end_us)
+            if after is not None:
+                query = query.where(prices.c.ts_us > after)
+            async with self._engine.connect() as conn:
+                rows = (await conn.execute(query.order_by(prices.c.ts_us).limit(size))).all()
+            if not rows:
+                return
+            points = [PricePoint(*row) for row in rows]
+            yield points
+            if len(rows) < size:
+                return
+            after, remaining = points[-1].ts_us, remaining - len(rows)
 
     async def columns(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None

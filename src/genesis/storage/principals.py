@@ -1,10 +1,11 @@
 """One-round-trip lookup of everything a bearer token's validity depends on.
 
-This runs on every authenticated request. On PostgreSQL it is one async query.
-On SQLite it is one indexed read on a connection of this process, done inline:
-~10 us, where the same query through SQLAlchemy's aiosqlite adapter costs ~600 us
-of thread hand-offs. WAL readers never wait for writers, so the event loop is not
-blocked by the audit writer's commits.
+This runs on every authenticated request: the principal's role and token generation (a password
+change, a disable, a role change or "end sessions" bumps it), whether the token id is on the
+denylist, and whether the token's session is still running. On PostgreSQL it is one async query.
+On SQLite it is one indexed read on a connection of this process, done inline: ~10 us, where the
+same query through SQLAlchemy's aiosqlite adapter costs ~600 us of thread hand-offs. WAL readers
+never wait for writers, so the event loop is not blocked by the audit writer's commits.
 """
 
 from __future__ import annotations
@@ -16,18 +17,25 @@ from sqlalchemy import and_, exists, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.storage.database import sqlite_path
-from genesis.storage.models import clients, revoked_tokens, users
+from genesis.storage.models import clients, revoked_tokens, sessions, users
+from genesis.storage.protocols import TokenStatus
 
+_KINDS = ("user", "client")
 _SQLITE_QUERIES = {
-    "user": "SELECT (SELECT role FROM users WHERE username = ? AND disabled = 0), "
-            "EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)",
-    "client": "SELECT (SELECT role FROM clients WHERE client_id = ? AND revoked = 0), "
-              "EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)",
+    "user": "SELECT p.role, p.token_generation, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = :jti), "
+            "(:session IS NULL OR EXISTS (SELECT 1 FROM sessions WHERE id = :session AND revoked_at_us IS NULL)) "
+            "FROM (SELECT 1) LEFT JOIN "
+            "(SELECT role, token_generation FROM users WHERE username = :name AND disabled = 0) AS p",
+    "client": "SELECT p.role, p.token_generation, EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = :jti), "
+              "(:session IS NULL OR EXISTS (SELECT 1 FROM sessions WHERE id = :session AND revoked_at_us IS NULL)) "
+              "FROM (SELECT 1) LEFT JOIN "
+              "(SELECT role, token_generation FROM clients WHERE client_id = :name AND revoked = 0) AS p",
 }
 
 
 class SqlPrincipalStore:
-    """Answers "is this principal active, with which role, and is this token id revoked?" in one query."""
+    """Answers "is this principal active, with which role and generation, is this token id revoked, is its
+    session running?" in one query."""
 
     def __init__(self, engine: AsyncEngine, *, database_url: str | None = None) -> None:
         self._engine = engine
@@ -43,31 +51,35 @@ class SqlPrincipalStore:
             self._local.conn = conn
         return conn
 
-    async def token_status(self, *, kind: str, name: str, jti: str) -> tuple[str | None, bool]:
-        """(role of the active principal or None, whether ``jti`` is revoked)."""
+    async def token_status(self, *, kind: str, name: str, jti: str, session_id: str | None) -> TokenStatus:
+        """The principal's role and generation (None when inactive), the jti's revocation, the session's state."""
+        if kind not in _KINDS:
+            return TokenStatus(None, None, False, False)
         if self._sqlite_path is not None:
-            if kind not in _SQLITE_QUERIES:
-                return None, False
             try:
-                role, revoked = self._sqlite().execute(_SQLITE_QUERIES[kind], (name, jti)).fetchone()
+                row = self._sqlite().execute(
+                    _SQLITE_QUERIES[kind], {"name": name, "jti": jti, "session": session_id}).fetchone()
             except sqlite3.Error:
                 self._local.conn = None  # reconnect next time; this request goes the async way
             else:
-                return role, bool(revoked)
-        return await self._token_status_async(kind=kind, name=name, jti=jti)
+                return TokenStatus(row[0], row[1], bool(row[2]), bool(row[3]))
+        return await self._token_status_async(kind=kind, name=name, jti=jti, session_id=session_id)
 
-    async def _token_status_async(self, *, kind: str, name: str, jti: str) -> tuple[str | None, bool]:
+    async def _token_status_async(self, *, kind: str, name: str, jti: str, session_id: str | None) -> TokenStatus:
         if kind == "user":
-            role = select(users.c.role).where(and_(users.c.username == name, users.c.disabled.is_(False)))
-        elif kind == "client":
-            role = select(clients.c.role).where(and_(clients.c.client_id == name, clients.c.revoked.is_(False)))
+            who = and_(users.c.username == name, users.c.disabled.is_(False))
+            role, generation = select(users.c.role).where(who), select(users.c.token_generation).where(who)
         else:
-            role = select(literal(None))
+            who = and_(clients.c.client_id == name, clients.c.revoked.is_(False))
+            role, generation = select(clients.c.role).where(who), select(clients.c.token_generation).where(who)
         revoked = exists().where(revoked_tokens.c.jti == jti)
-        query = select(role.scalar_subquery().label("role"), revoked.label("revoked"))
+        running = (literal(True) if session_id is None else
+                   exists().where(sessions.c.id == session_id, sessions.c.revoked_at_us.is_(None)))
+        query = select(role.scalar_subquery().label("role"), generation.scalar_subquery().label("generation"),
+                       revoked.label("revoked"), running.label("running"))
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).one()
-        return row.role, bool(row.revoked)
+        return TokenStatus(row.role, row.generation, bool(row.revoked), bool(row.running))
 
     def close(self) -> None:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -17,6 +17,7 @@ class UserRecord:
     password_hash: str
     role: str
     disabled: bool
+    token_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class ClientRecord:
     role: str
     description: str
     revoked: bool
+    token_generation: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,39 @@ class RefreshRecord:
     revoked_at_us: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    """A session: the refresh family started by one login, with its absolute end."""
+
+    id: str
+    subject: str
+    scope: str
+    created_at_us: int
+    expires_at_us: int
+    last_used_at_us: int
+    revoked_at_us: int | None
+    revoked_reason: str | None
+    source_ip: str | None
+    user_agent: str | None
+
+    def active(self, now_us: int) -> bool:
+        return self.revoked_at_us is None and now_us < self.expires_at_us
+
+
+@dataclass(frozen=True, slots=True)
+class TokenStatus:
+    """What a bearer token's validity depends on, read in one query.
+
+    ``role`` and ``generation`` are None when the principal is disabled, revoked or unknown;
+    ``session_active`` is True for tokens that belong to no session.
+    """
+
+    role: str | None
+    generation: int | None
+    jti_revoked: bool
+    session_active: bool
+
+
 class PricePoint(NamedTuple):
     """One stored price: a tick (close only) or a bar. A named tuple: bulk ingestion builds
     10,000 per request and a frozen dataclass costs ~1 us each to construct."""
@@ -50,6 +85,21 @@ class PricePoint(NamedTuple):
     high: float | None = None
     low: float | None = None
     volume: float | None = None
+
+
+OnConflict = Literal["refuse", "skip", "replace"]
+"""What ``PriceStore.add_many`` does with a point whose timestamp is stored with other values: refuse the whole
+batch (nothing written), skip that point (the rest written), or replace the stored values."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceWrite:
+    """What one ``add_many`` call did: identical re-posts are duplicates; a different value is a conflict."""
+
+    inserted: int
+    duplicates: int
+    conflicts: list[tuple[PricePoint, PricePoint]]  # (stored before, sent), in timestamp order
+    replaced: int  # conflicts whose stored values were replaced (on_conflict="replace")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +123,8 @@ class UserStore(Protocol):
     async def count(self) -> int: ...
     async def set_disabled(self, username: str, disabled: bool) -> bool: ...
     async def set_password(self, username: str, password_hash: str) -> bool: ...
+    async def set_role(self, username: str, role: str) -> bool: ...
+    async def end_sessions(self, username: str) -> bool: ...
     async def upgrade_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool: ...
 
 
@@ -82,6 +134,7 @@ class ClientStore(Protocol):
     async def list(self) -> list[ClientRecord]: ...
     async def upgrade_secret_hash(self, client_id: str, old_hash: str, new_hash: str) -> bool: ...
     async def revoke(self, client_id: str) -> bool: ...
+    async def end_sessions(self, client_id: str) -> bool: ...
 
 
 class TokenStore(Protocol):
@@ -90,12 +143,17 @@ class TokenStore(Protocol):
     ) -> None: ...
     async def get_refresh(self, jti: str) -> RefreshRecord | None: ...
     async def mark_rotated(self, jti: str) -> bool: ...
-    async def revoke_family(self, family_id: str) -> int: ...
+    async def revoke_family(self, family_id: str, *, reason: str = "revoked") -> int: ...
     async def revoke_access(self, jti: str, expires_at_us: int) -> None: ...
+    async def add_session(self, session: SessionRecord) -> None: ...
+    async def get_session(self, session_id: str) -> SessionRecord | None: ...
+    async def touch_session(self, session_id: str, used_at_us: int) -> None: ...
+    async def list_sessions(self, subject: str, *, active_at_us: int) -> list[SessionRecord]: ...
+    async def revoke_sessions(self, subject: str, *, reason: str) -> int: ...
 
 
 class PrincipalStore(Protocol):
-    async def token_status(self, *, kind: str, name: str, jti: str) -> tuple[str | None, bool]: ...
+    async def token_status(self, *, kind: str, name: str, jti: str, session_id: str | None) -> TokenStatus: ...
     def close(self) -> None: ...
 
 
@@ -111,13 +169,18 @@ class PriceColumns(NamedTuple):
 
 
 class PriceStore(Protocol):
-    async def add_many(self, symbol: str, points: Sequence[PricePoint]) -> int: ...
+    async def add_many(
+        self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse"
+    ) -> PriceWrite: ...
     async def columns(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
     ) -> PriceColumns: ...
     async def range(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
     ) -> list[PricePoint]: ...
+    def range_batches(
+        self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int, batch: int
+    ) -> AsyncIterator[list[PricePoint]]: ...
     async def closes(
         self, symbol: str, *, start_us: int | None = None, end_us: int | None = None
     ) -> tuple[list[int], list[float]]: ...
@@ -128,4 +191,6 @@ class PriceStore(Protocol):
 class BacktestStore(Protocol):
     async def add(self, record: BacktestRecord) -> None: ...
     async def get(self, backtest_id: str) -> BacktestRecord | None: ...
-    async def scores(self, strategy_name: str | None = None) -> dict[str, list[tuple[int, float | None]]]: ...
+    async def scores(
+        self, strategy_name: str | None = None, *, owner: str | None = None
+    ) -> dict[str, list[tuple[int, float | None]]]: ...

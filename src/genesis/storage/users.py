@@ -15,7 +15,7 @@ from genesis.storage.protocols import UserRecord
 
 
 def _user(row: Any) -> UserRecord:
-    return UserRecord(row.id, row.username, row.password_hash, row.role, bool(row.disabled))
+    return UserRecord(row.id, row.username, row.password_hash, row.role, bool(row.disabled), row.token_generation)
 
 
 class SqlUserStore:
@@ -36,7 +36,7 @@ class SqlUserStore:
                 )
                 new_id = result.inserted_primary_key[0] if result.inserted_primary_key else 0
         except IntegrityError as exc:
-            raise Conflict(f"user {username!r} already exists") from exc
+            raise Conflict("a user with this name already exists") from exc
         return UserRecord(int(new_id), username, password_hash, role, False)
 
     async def get(self, username: str) -> UserRecord | None:
@@ -54,10 +54,23 @@ class SqlUserStore:
             return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
-        return await self._update(username, disabled=disabled)
+        """Disable (ending every token: enabling again must not revive them) or enable a user."""
+        if disabled:
+            return await self._update(username, disabled=True, token_generation=users.c.token_generation + 1)
+        return await self._update(username, disabled=False)
 
     async def set_password(self, username: str, password_hash: str) -> bool:
-        return await self._update(username, password_hash=password_hash)
+        """Set the password hash and end every token issued under the old password."""
+        return await self._update(username, password_hash=password_hash,
+                                  token_generation=users.c.token_generation + 1)
+
+    async def set_role(self, username: str, role: str) -> bool:
+        """Change the role and end every token issued under the old one."""
+        return await self._update(username, role=role, token_generation=users.c.token_generation + 1)
+
+    async def end_sessions(self, username: str) -> bool:
+        """End every access and refresh token of the user at once (on every worker: each request reads it)."""
+        return await self._update(username, token_generation=users.c.token_generation + 1)
 
     async def upgrade_password_hash(self, username: str, old_hash: str, new_hash: str) -> bool:
         """Replace ``old_hash`` by ``new_hash`` unless the password changed meanwhile (then nothing)."""

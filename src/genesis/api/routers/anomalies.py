@@ -11,7 +11,7 @@ from genesis.api.deps import RuntimeDep, allow
 from genesis.api.schemas import AUTHED_ERRORS, Timestamp, problem_responses
 from genesis.errors import InvalidInput
 from genesis.services.auth import Principal
-from genesis.services.market import SYMBOL_PATTERN, SYMBOL_RULE
+from genesis.services.market import SYMBOL_MAX_LENGTH, SYMBOL_PATTERN, SYMBOL_RULE
 from genesis.timeutil import rfc3339, to_us
 
 router = APIRouter(tags=["anomalies"])
@@ -53,7 +53,8 @@ class AnomalyOut(BaseModel):
 @router.get("/anomalies/{symbol:path}", name="anomalies.read", response_model=AnomalyOut,
             responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def anomalies(
-    symbol: Annotated[str, Path(description=SYMBOL_RULE, max_length=32, pattern=SYMBOL_PATTERN.pattern)],
+    symbol: Annotated[str, Path(description=SYMBOL_RULE, max_length=SYMBOL_MAX_LENGTH,
+                                pattern=SYMBOL_PATTERN.pattern)],
     runtime: RuntimeDep,
     _: Annotated[Principal, allow("anomalies:read", limit="anomalies")],
     threshold: Annotated[float, Query(gt=0, le=1000, allow_inf_nan=False)] = 3.0,

@@ -11,11 +11,14 @@ import orjson
 from fastapi import APIRouter, Form, Header, Request, Response
 from pydantic import BaseModel
 
-from genesis.api.deps import RuntimeDep, allow, rate_limits
+from genesis.api.deps import RecordIntent, RuntimeDep, allow, rate_limits
 from genesis.api.problems import NO_STORE
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import AUTHED_ERRORS, TokenResponse, problem_responses
+from genesis.api.schemas import AUTHED_ERRORS, SessionRead, SessionsEnded, TokenResponse, problem_responses
+from genesis.services import accounts
 from genesis.services.auth import OAuthError, Principal, TokenGrant
+from genesis.storage.protocols import SessionRecord
+from genesis.timeutil import now_us, rfc3339
 
 router = APIRouter(tags=["auth"])
 
@@ -67,7 +70,8 @@ async def issue_token(
                 raise OAuthError("invalid_request", "the password grant needs username and password")
             record.actor = f"user:{username[:64]}"
             grant = await runtime.auth.password_grant(
-                username=username, password=password, scope=scope, source_ip=record.source_ip
+                username=username, password=password, scope=scope, source_ip=record.source_ip,
+                user_agent=record.user_agent,
             )
         elif grant_type == "client_credentials":
             basic = _basic_credentials(authorization)
@@ -90,9 +94,18 @@ async def issue_token(
     except OAuthError as exc:
         record.action = "auth.login.failed" if grant_type in ("password", "client_credentials") else (
             record.action or "auth.token.failed")
+        if exc.subject:  # the server knows whose token it was: that is who the trail names
+            record.actor = exc.subject
+        if exc.reason == "reuse":
+            record.action = "auth.token.reuse_detected"
         record.metadata["error"] = exc.error
+        if exc.reason:
+            record.metadata["reason"] = exc.reason
         raise
+    record.actor = grant.subject
     record.metadata["scope"] = grant.scope
+    if grant.session_id:
+        record.metadata["session"] = grant.session_id
     return _token_response(grant)
 
 
@@ -107,7 +120,11 @@ async def revoke_token(
     record = request_audit(request)
     record.audit = True
     await rate_limits(request).enforce("token", f"ip:{record.source_ip}")
-    await runtime.auth.revoke(token=token, token_type_hint=token_type_hint)
+    revoked = await runtime.auth.revoke(token=token, token_type_hint=token_type_hint)
+    if revoked is not None:
+        record.actor = revoked.subject
+        # (key names with "token" in them are redacted by design: "revoked" says what kind of token it was)
+        record.metadata.update({"revoked": revoked.token_type, "session": revoked.session_id})
     return Response(status_code=200, headers=NO_STORE)
 
 
@@ -122,3 +139,32 @@ class Me(BaseModel):
 async def me(principal: Annotated[Principal, allow(limit="default")]) -> Me:
     """Who the bearer token belongs to, and its scopes."""
     return Me(subject=principal.subject, kind=principal.kind, role=principal.role, scopes=sorted(principal.scopes))
+
+
+def session_view(session: SessionRecord, current: str | None = None) -> SessionRead:
+    return SessionRead(
+        id=session.id, scope=session.scope, created_at=rfc3339(session.created_at_us),
+        expires_at=rfc3339(session.expires_at_us), last_used_at=rfc3339(session.last_used_at_us),
+        source_ip=session.source_ip, user_agent=session.user_agent, current=session.id == current,
+    )
+
+
+@router.get("/me/sessions", name="auth.sessions.list", response_model=list[SessionRead], responses=AUTHED_ERRORS)
+async def my_sessions(
+    principal: Annotated[Principal, allow(limit="default")], runtime: RuntimeDep
+) -> list[SessionRead]:
+    """Your running sessions (one per login), oldest first."""
+    found = await runtime.tokens.list_sessions(principal.subject, active_at_us=now_us())
+    return [session_view(s, principal.session_id) for s in found]
+
+
+@router.delete("/me/sessions", name="auth.sessions.end", response_model=SessionsEnded,
+               responses={**AUTHED_ERRORS, **problem_responses(404)})
+async def end_my_sessions(
+    request: Request, principal: Annotated[Principal, allow(limit="default")], _: RecordIntent, runtime: RuntimeDep
+) -> SessionsEnded:
+    """End all of your sessions and tokens at once, the one making this request included."""
+    ended = await accounts.end_own_sessions(users=runtime.users, clients=runtime.clients, tokens=runtime.tokens,
+                                            subject=principal.subject)
+    request_audit(request).metadata["sessions_ended"] = ended
+    return SessionsEnded(ended=ended)

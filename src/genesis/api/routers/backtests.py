@@ -101,10 +101,11 @@ async def run(
 @router.get("/backtests/{backtest_id}", name="backtests.read", response_model=BacktestRead,
             responses={**AUTHED_ERRORS, **problem_responses(404)})
 async def read(
-    backtest_id: Annotated[str, Path(max_length=64)], runtime: RuntimeDep,
+    backtest_id: Annotated[str, Path(max_length=64)], request: Request, runtime: RuntimeDep,
     principal: Annotated[Principal, allow("backtests:read", limit="default")],
 ) -> BacktestRead:
     """A recorded backtest (your own; administrators may read any)."""
+    request_audit(request).metadata["backtest_id"] = backtest_id
     record = await backtests.get_backtest(store=runtime.backtests, backtest_id=backtest_id,
                                           owner=principal.subject, is_admin=principal.is_admin)
     return _read(record)
@@ -113,8 +114,9 @@ async def read(
 @router.get("/performance", name="performance.read", response_model=list[StrategyPerformance],
             responses=AUTHED_ERRORS)
 async def performance(
-    runtime: RuntimeDep, _: Annotated[Principal, allow("performance:read", limit="performance")],
+    runtime: RuntimeDep, principal: Annotated[Principal, allow("performance:read", limit="performance")],
 ) -> list[StrategyPerformance]:
-    """Each strategy's latest score and score history (oldest first), from recorded backtests."""
-    rows = await backtests.PerformanceTracker(runtime.backtests).summary()
+    """Each strategy's latest score and score history (oldest first), from your recorded backtests (all: admins)."""
+    owner = None if principal.is_admin else principal.subject
+    rows = await backtests.PerformanceTracker(runtime.backtests, owner=owner).summary()
     return [StrategyPerformance(**row) for row in rows]

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import swagger_ui_default_parameters
 from fastapi.responses import HTMLResponse
 
+from genesis.api.deps import public
 from genesis.api.web.assets import MOUNT_PATH, STATIC_DIR, StaticAssets, vendor_file
 from genesis.api.web.headers import SecurityHeadersMiddleware
 
@@ -107,7 +108,9 @@ def install_web(app: FastAPI) -> None:
     async def console(request: Request) -> HTMLResponse:
         return HTMLResponse(console_page(request), headers=NO_STORE)
 
-    route: dict[str, Any] = {"include_in_schema": False, "methods": ["GET"]}
+    # Rate-limited per address like /openapi.json (GENESIS_RATE_LIMIT_DOCS): a page costs little, but nothing
+    # answered should be free to flood.
+    route: dict[str, Any] = {"include_in_schema": False, "methods": ["GET"], "dependencies": [public("docs")]}
     app.add_api_route("/docs", docs, name="docs.swagger", **route)
     app.add_api_route("/docs/oauth2-redirect", oauth2_redirect, name="docs.oauth2_redirect", **route)
     app.add_api_route("/redoc", redoc, name="docs.redoc", **route)

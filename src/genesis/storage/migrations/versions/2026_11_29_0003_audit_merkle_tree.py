@@ -6,8 +6,8 @@ and builds the tree once for the events already stored. Events archived before t
 are read back from their export files (``audit_archives.location``), checked against the recorded
 digest; the migration stops with a message naming the file when one is missing.
 
-Revision ID: 0002_audit_tree
-Revises: 0001
+Revision ID: 0003_audit_tree
+Revises: 0002_sessions
 Create Date: 2026-12-01 09:00:00
 """
 
@@ -25,8 +25,8 @@ from genesis.audit.merkle import Frontier
 from genesis.storage import audit_tree
 from genesis.storage.audit_sql import CHAIN_LOCK_KEY, postgresql_append_only_ddl, sqlite_append_only_ddl
 
-revision: str = "0002_audit_tree"
-down_revision: str | None = "0001"
+revision: str = "0003_audit_tree"
+down_revision: str | None = "0002_sessions"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
