@@ -48,6 +48,7 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
                 log.error("migrations could not be applied: %s", type(exc).__name__)
         logging_handle = await asyncio.to_thread(setup_logging, settings)
         await runtime.start()
+        await _start_push(runtime)
         audit.configure(recorder=runtime.recorder, store=runtime.audit.store)
         await _bootstrap_admin(runtime)
         await _record_lifecycle(runtime, "audit.start", "audit logging started")
@@ -71,6 +72,17 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
             await asyncio.to_thread(logging_handle.close)
 
     return lifespan
+
+
+async def _start_push(runtime: Runtime) -> None:
+    """The hub (and its Redis reader), and committed audit events onto the ``audit`` streams."""
+    try:
+        await runtime.hub.start()
+    except Exception as exc:  # Redis may come later: the broker's reader keeps retrying on its own
+        log.warning("push hub could not start: %s", type(exc).__name__)
+    runtime.audit_feed.start()
+    if runtime.audit_feed.committed not in runtime.audit.commit_listeners:
+        runtime.audit.commit_listeners.append(runtime.audit_feed.committed)
 
 
 def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from genesis.audit.chain import PendingLink, prepare
 from genesis.audit.checkpoints import CheckpointSigner
@@ -34,6 +34,9 @@ from genesis.audit.store import AuditStore
 from genesis.errors import Unavailable
 
 log = logging.getLogger("genesis.audit.writer")
+CommitListener = Callable[[Sequence[AuditEvent]], None]
+"""Called on the writer's thread with each batch's committed events, after their waiters are released:
+it must return at once (hand the events to another thread or loop), never block or raise."""
 _CHECKPOINT_RETRY_SECONDS = 5.0
 
 
@@ -119,8 +122,10 @@ class AuditWriter:
         checkpoint_interval: float = 3600.0,
         signer: CheckpointSigner | None = None,
         name: str = "genesis-audit-writer",
+        listeners: Sequence[CommitListener] = (),
     ) -> None:
         self.store = store
+        self.listeners = listeners  # read at each commit: a list the owner appends to later is honoured
         self.batch_max = max(1, batch_max)
         self.checkpoint_interval = checkpoint_interval
         self.signer = signer
@@ -248,6 +253,15 @@ class AuditWriter:
         finally:
             self._in_flight = 0
             batch.finish()
+        if self.listeners:
+            self._announce([e for e in batch.events if e is not None])
+
+    def _announce(self, committed: list[AuditEvent]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(committed)
+            except Exception:  # a listener's bug must not stop the trail
+                log.exception("audit commit listener failed")
 
     def _checkpoint(self, reason: str) -> None:
         if self.signer is None:

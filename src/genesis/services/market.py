@@ -9,10 +9,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from genesis.errors import InvalidInput, NotFound
-from genesis.storage.protocols import PricePoint, PriceStore
+from genesis.storage.protocols import Announcer, Outboxed, PricePoint, PriceStore
 from genesis.timeutil import to_us
+
+if TYPE_CHECKING:
+    from genesis.push.notice import Notice
 
 SYMBOL_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/^=-]{0,31}$")
 SYMBOL_RULE = "1-32 characters: letters, digits and . _ : / ^ = - (starting with a letter or digit), e.g. BTC/USD"
@@ -52,12 +56,31 @@ class IngestResult:
         return self.received - self.inserted
 
 
-async def ingest_prices(*, store: PriceStore, symbol: str, points: Sequence[PricePoint]) -> IngestResult:
-    """Store points for ``symbol``; points already stored (same timestamp) are skipped."""
+class Announced(Protocol):
+    """Where an ingestion's notices go once it committed (``genesis.services.push.Publisher``)."""
+
+    outbox_limit: int
+
+    async def committed(self, notices: Sequence[Notice], outboxed: Outboxed | None = None) -> int: ...
+
+
+async def ingest_prices(
+    *, store: PriceStore, symbol: str, points: Sequence[PricePoint], announcer: Announcer | None = None,
+    publisher: Announced | None = None,
+) -> IngestResult:
+    """Store points for ``symbol``; points already stored (same timestamp) are skipped.
+
+    With an ``announcer`` and a ``publisher``, the inserted points and their anomalies are announced:
+    webhook deliveries in the ingesting transaction, stream messages once it committed.
+    """
     check_symbol(symbol)
     check_points(points)
-    inserted = await store.add_many(symbol, points)
-    return IngestResult(symbol, len(points), inserted)
+    if announcer is None or publisher is None:
+        inserted = await store.add_many(symbol, points)
+        return IngestResult(symbol, len(points), inserted)
+    ingested = await store.ingest(symbol, points, announcer=announcer, outbox_limit=publisher.outbox_limit)
+    await publisher.committed(ingested.notices, ingested.outbox)
+    return IngestResult(symbol, len(points), ingested.inserted)
 
 
 async def read_prices(

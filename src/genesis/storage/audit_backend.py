@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from genesis.audit import AuditStore, AuditWriter, CheckpointSigner
+from genesis.audit.writer import CommitListener
 from genesis.storage.audit_sql import open_audit_store
 
 log = logging.getLogger("genesis.storage.audit")
@@ -34,6 +35,7 @@ class AuditBackend:
         self._lock = threading.Lock()
         self._store: AuditStore | None = None
         self._writer: AuditWriter | None = None
+        self.commit_listeners: list[CommitListener] = []  # handed to every writer this backend opens
 
     @property
     def store(self) -> AuditStore | None:
@@ -68,7 +70,7 @@ class AuditBackend:
                 return self._writer
             self._writer = AuditWriter(
                 store, batch_max=self.batch_max, checkpoint_interval=self.checkpoint_interval_seconds,
-                signer=CheckpointSigner.from_data_dir(self.data_dir),
+                signer=CheckpointSigner.from_data_dir(self.data_dir), listeners=self.commit_listeners,
             )
             return self._writer
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+
+if TYPE_CHECKING:
+    from genesis.push.notice import Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,36 @@ class BacktestRecord:
     created_at_us: int
 
 
+@dataclass(frozen=True, slots=True)
+class Outboxed:
+    """The webhook deliveries a transaction wrote, and the endpoints it disabled for a full outbox."""
+
+    rows: int = 0
+    disabled: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What one ingestion stored and announced (to be published once it committed)."""
+
+    inserted: int
+    notices: list[Notice]
+    outbox: Outboxed = field(default_factory=Outboxed)
+
+
+class Announcer(Protocol):
+    """Turns the points an ingestion inserts into notices, inside its transaction (``services.announce``)."""
+
+    @property
+    def history(self) -> int:
+        """Stored closes needed before the first appended point."""
+        ...
+
+    def announce(
+        self, symbol: str, inserted: Sequence[PricePoint], appended_from: int, tail: Sequence[float],
+    ) -> list[Notice]: ...
+
+
 class UserStore(Protocol):
     async def create(self, *, username: str, password_hash: str, role: str) -> UserRecord: ...
     async def get(self, username: str) -> UserRecord | None: ...
@@ -98,6 +131,9 @@ class PrincipalStore(Protocol):
 
 class PriceStore(Protocol):
     async def add_many(self, symbol: str, points: Sequence[PricePoint]) -> int: ...
+    async def ingest(
+        self, symbol: str, points: Sequence[PricePoint], *, announcer: Announcer, outbox_limit: int,
+    ) -> Ingested: ...
     async def range(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
     ) -> list[PricePoint]: ...
@@ -109,6 +145,8 @@ class PriceStore(Protocol):
 
 
 class BacktestStore(Protocol):
-    async def add(self, record: BacktestRecord) -> None: ...
+    async def add(
+        self, record: BacktestRecord, *, notices: Sequence[Notice] = (), outbox_limit: int = 0,
+    ) -> Outboxed: ...
     async def get(self, backtest_id: str) -> BacktestRecord | None: ...
     async def scores(self, strategy_name: str | None = None) -> dict[str, list[tuple[int, float | None]]]: ...

@@ -93,7 +93,8 @@ async def ingest(
         raise
     points = [PricePoint(ts, p.close if p.close is not None else p.price, p.open, p.high, p.low, p.volume)  # type: ignore[arg-type]
               for ts, p in zip(stamps, body.points, strict=True)]
-    result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points)
+    result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points,
+                                        announcer=runtime.announcer, publisher=runtime.publisher)
     request_audit(request).metadata.update({"symbol": symbol, "received": result.received,
                                             "inserted": result.inserted})
     return IngestOut(symbol=symbol, received=result.received, inserted=result.inserted,
