@@ -31,6 +31,7 @@ from genesis.services.auth import AuthService
 from genesis.services.compute import configure_compute
 from genesis.services.limiter import Limiter
 from genesis.services.push import AuditFeed, Publisher
+from genesis.services.tickets import TicketService
 from genesis.storage.audit_backend import AuditBackend
 from genesis.storage.backtests import SqlBacktestStore
 from genesis.storage.clients import SqlClientStore
@@ -40,6 +41,7 @@ from genesis.storage.prices import SqlPriceStore
 from genesis.storage.principals import SqlPrincipalStore
 from genesis.storage.protocols import BacktestStore, ClientStore, PriceStore, PrincipalStore, TokenStore, UserStore
 from genesis.storage.push_redis import RedisBroker
+from genesis.storage.tickets import MemoryTickets, RedisTickets
 from genesis.storage.tokens import SqlTokenStore
 from genesis.storage.users import SqlUserStore
 from genesis.storage.webhooks import SqlWebhookStore
@@ -72,6 +74,7 @@ class Runtime:
     announcer: IngestAnnouncer
     audit_feed: AuditFeed
     webhooks: SqlWebhookStore
+    tickets: TicketService
 
     @staticmethod
     def migrate(settings: Settings) -> None:
@@ -121,6 +124,9 @@ class Runtime:
             announcer=IngestAnnouncer(method=settings.push_anomaly_method, window=settings.push_anomaly_window,
                                       threshold=settings.push_anomaly_threshold),
             audit_feed=AuditFeed(publisher), webhooks=webhooks,
+            tickets=TicketService(
+                RedisTickets(settings.redis_url, key_prefix=settings.key_prefix) if settings.redis_url
+                else MemoryTickets(), ttl_seconds=settings.push_ticket_ttl_seconds),
         )
 
     async def start(self) -> None:
@@ -144,6 +150,7 @@ class Runtime:
         self.recorder.attach(None)
         await self.audit_feed.close()
         await self.hub.close()
+        await self.tickets.store.close()
         await self.limiter.close()
         self.principals.close()
         await self.engine.dispose()

@@ -12,7 +12,19 @@ from genesis.api.lifespan import server_lifespan
 from genesis.api.middleware import RequestMiddleware
 from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
-from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
+from genesis.api.routers import (
+    admin,
+    analytics,
+    anomalies,
+    audit,
+    auth,
+    backtests,
+    health,
+    metrics,
+    prices,
+    stream,
+    webhooks,
+)
 from genesis.config import Settings, get_settings
 from genesis.runtime import Runtime
 
@@ -34,6 +46,9 @@ TAGS = [
     {"name": "backtests", "description": "Backtests and strategy performance."},
     {"name": "anomalies", "description": "Streaming anomaly detection on stored prices."},
     {"name": "audit", "description": "Query, verify and export the tamper-evident audit trail (scope `audit:read`)."},
+    {"name": "push", "description": "Streams of prices, anomalies, backtests and audit events: `GET /ws` (WebSocket) "
+                                    "and `GET /stream` (Server-Sent Events). See docs/push.md."},
+    {"name": "webhooks", "description": "Signed, retried webhook endpoints (scope `webhooks:manage`)."},
     {"name": "admin", "description": "Users and machine clients (scope `admin`)."},
 ]
 
@@ -48,17 +63,19 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         swagger_ui_parameters={"persistAuthorization": True},
     )
     install_problem_handlers(app)
-    for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
+    for module in (health, auth, analytics, prices, backtests, anomalies, audit, stream, webhooks, admin, metrics):
         app.include_router(module.router)
     gatekeeper = Gatekeeper(
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),
         routes=RouteTable.from_routes(app.routes, principal_dependency=current_principal),
     )
+    resolver = ClientAddressResolver(settings.trusted_proxies)
     app.state.runtime = runtime
     app.state.gatekeeper = gatekeeper
+    app.state.client_resolver = resolver  # the WebSocket route resolves its client as the middleware does
     app.add_middleware(
         RequestMiddleware, recorder=runtime.recorder, gatekeeper=gatekeeper,
-        resolver=ClientAddressResolver(settings.trusted_proxies), max_body_bytes=settings.max_body_bytes,
+        resolver=resolver, max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.request_timeout_seconds,
     )
     return app

@@ -1,9 +1,10 @@
 """The API's lifespan: what a server does when it starts and stops, and the loops it runs meanwhile.
 
 Start: migrations (best effort: ``/ready`` says what is wrong), logging, the runtime (the audit trail
-may still be down), ``genesis.audit.configure`` for ``log_action`` in server code, the first admin,
-an ``audit.start`` event. Meanwhile: refusal-window summaries, scheduled chain verification,
-PostgreSQL partitions ahead of time. Stop: ``audit.stop``, then everything closed in order.
+may still be down), the push hub and the audit feed, ``genesis.audit.configure`` for ``log_action`` in
+server code, the first admin, an ``audit.start`` event. Meanwhile: refusal-window summaries, scheduled
+chain verification, PostgreSQL partitions ahead of time, the webhook relay. Stop: ``audit.stop``, then
+everything closed in order.
 """
 
 from __future__ import annotations
@@ -23,14 +24,17 @@ from fastapi import FastAPI
 from genesis import audit
 from genesis.audit import new_event, setup_logging
 from genesis.audit.monitor import ChainMonitor, ChainState
-from genesis.runtime import Runtime
+from genesis.runtime import Runtime, webhook_policy
 from genesis.services.audit_trail import trusted_public_keys
+from genesis.services.webhook_relay import WebhookRelay, single_relay_lock
+from genesis.services.webhook_sender import WebhookSender
 from genesis.storage.partitions import ensure_audit_partitions
 
 log = logging.getLogger("genesis.api")
 
 PARTITION_CHECK_SECONDS = 6 * 3600
-FULL_VERIFY_SECONDS = 3600.0  # scheduled checks are incremental; one an hour re-reads the whole chain
+FULL_VERIFY_SECONDS = 3600.0
+RELAY_LOCK_RETRY_SECONDS = 5.0  # scheduled checks are incremental; one an hour re-reads the whole chain
 
 Lifespan = Callable[[FastAPI], Any]
 
@@ -57,6 +61,10 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
             tasks.append(_spawn(_verify_continuously(runtime, app)))
         if not settings.is_sqlite:
             tasks.append(_spawn(_keep_partitions_ahead(runtime)))
+        sender = WebhookSender(policy=webhook_policy(settings),
+                               connect_timeout=settings.webhook_connect_timeout_seconds,
+                               total_timeout=settings.webhook_timeout_seconds)
+        tasks.append(_spawn(_relay_webhooks(runtime, sender)))
         try:
             yield
         finally:
@@ -65,6 +73,7 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
             for task in tasks:
                 with suppress(asyncio.CancelledError, Exception):
                     await task
+            await sender.aclose()
             await _record_lifecycle(runtime, "audit.stop", "audit logging stopped")
             if audit.get_config().recorder is runtime.recorder:
                 audit.configure(recorder=None, store=None)
@@ -167,6 +176,26 @@ def _report_chain_state(runtime: Runtime, state: ChainState, reported: str | Non
                        message=f"scheduled verification: {problem}", metadata={"verified_seq": state.verified_seq})],
             what="a verification failure")
     return problem
+
+
+async def _relay_webhooks(runtime: Runtime, sender: WebhookSender) -> None:
+    """The webhook relay: every worker on PostgreSQL (they share leases), one per data directory on SQLite."""
+    settings = runtime.settings
+    relay = WebhookRelay(store=runtime.webhooks, sender=sender, recorder=runtime.recorder,
+                         outbox_limit=settings.webhook_outbox_max_pending, poll_seconds=settings.webhook_poll_seconds)
+    runtime.publisher.on_outbox(relay.wake)
+    if not settings.is_sqlite:
+        await relay.run()
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = single_relay_lock(settings.data_dir / "webhook-relay.lock")
+    while lock is None:  # another worker relays; take over if it dies (the lock dies with its process)
+        await asyncio.sleep(RELAY_LOCK_RETRY_SECONDS)
+        lock = single_relay_lock(settings.data_dir / "webhook-relay.lock")
+    try:
+        await relay.run()
+    finally:
+        lock.close()
 
 
 async def _keep_partitions_ahead(runtime: Runtime) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -185,6 +187,25 @@ class AuthService:
             subject=claims.subject, kind="client" if kind == "client" else "user", name=name, role=role,
             scopes=claims.scopes & scopes_for(role), token_jti=claims.jti, token_expires_at=claims.expires_at,
         )
+
+    async def recheck(self, principal: Principal, *, now: float | None = None) -> Principal:
+        """The principal of a long-lived stream, checked again: its token not revoked or expired, its account active.
+
+        Returns it with the scopes its role grants now (a role changed meanwhile narrows them).
+
+        Raises:
+            Unauthenticated: the token was revoked or has expired, or the account is disabled or gone.
+        """
+        if principal.token_expires_at <= (time.time() if now is None else now):
+            raise Unauthenticated("token has expired")
+        role, revoked = await self.principals.token_status(kind=principal.kind, name=principal.name,
+                                                           jti=principal.token_jti)
+        if revoked:
+            raise Unauthenticated("token has been revoked")
+        if role is None:
+            raise Unauthenticated("the account is disabled or no longer exists")
+        scopes = principal.scopes & scopes_for(role)
+        return principal if scopes == principal.scopes else dataclasses.replace(principal, role=role, scopes=scopes)
 
     # --- bootstrap ---------------------------------------------------------
     async def bootstrap_admin(self, *, username: str, password: str | None) -> str | None:

@@ -73,10 +73,14 @@ class Publisher:
                 published += 1
         return published
 
+    def outboxed_wake(self) -> None:
+        """Wake the relay: deliveries are due now (written, re-enabled or redelivered)."""
+        for wake in self._wake:
+            wake()
+
     def outboxed(self, outboxed: Outboxed) -> None:
         if outboxed.rows:
-            for wake in self._wake:
-                wake()
+            self.outboxed_wake()
         for endpoint_id in outboxed.disabled:
             log.error("webhook endpoint %s disabled: its outbox is full (%d undelivered)", endpoint_id,
                       self.outbox_limit)
