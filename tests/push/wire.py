@@ -44,7 +44,10 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def create_user(base: str, admin_token: str, name: str, role: str, password: str = "user-Pa55word-1") -> str:
+USER_PASSWORD = "user-Pa55word-1"
+
+
+def create_user(base: str, admin_token: str, name: str, role: str, password: str = USER_PASSWORD) -> str:
     made = httpx.post(f"{base}/users", json={"username": name, "role": role, "password": password},
                       headers=auth(admin_token), timeout=30)
     assert made.status_code == 201, made.text
@@ -127,7 +130,7 @@ class SseReader:
                     elif not line.startswith(":"):
                         name, _, value = line.partition(":")
                         fields[name] = value.removeprefix(" ")
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
+        except BaseException as exc:  # reported to the test
             self.error = exc
 
     def of(self, topic: str) -> list[dict[str, Any]]:
