@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.core import FULL, TINY, Figure, skipped
 from bench.report import machine, text_table, update_doc, write_json
 
-MODULES = ("audit_ingest", "api_load", "analytics", "price_ingest", "audit_reads")
+MODULES = ("audit_ingest", "api_load", "analytics", "price_ingest", "audit_reads", "push")
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -1,0 +1,298 @@
+"""Push figures against a live ``genesis serve`` (real sockets on 127.0.0.1), each with an anchor from the same run.
+
+* Idle WebSocket subscribers: growth of the server process's RSS per connection, each subscribed to one topic
+  (50 symbols). Anchor: the same number of bare Starlette WebSockets that only wait (``bench/hello_app.py``).
+* Anomaly fan-out: subscribers of ``anomalies.FAN``; each round ingests 150 quiet prices, then one spike: exactly
+  one anomaly. Latency per subscriber = its receipt time - the envelope's ``time`` (stamped inside the ingesting
+  transaction, just before its commit, so this is from the commit or a little earlier). Anchor: the bare app
+  broadcasting one timestamped message to as many WebSockets.
+* Ingestion with subscribers: 10,000-point requests (3 spikes each) with subscribers of ``anomalies.ING``
+  attached, against the same requests with none (best of two runs without, before and after).
+* Webhook delivery: deliveries queued while the receiver is down are sent once it is up (in order, one endpoint);
+  rate from the first to the last receipt. Anchor: the same bodies POSTed one by one to the same receiver over
+  new connections with httpx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
+
+from bench.core import KB, Figure, Scale, Target, proc_status
+from bench.servers import Server, admin_token, free_port, start_genesis, start_hello
+
+START_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+
+
+def _rfc3339(us: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(us / 1e6, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _quiet(n: int, start_us: int, price: float) -> tuple[list[dict[str, Any]], float]:
+    """Prices that never score as anomalies: log returns alternate +a / -a (|z| stays 1)."""
+    points = []
+    for i in range(n):
+        price *= 1.001 if i % 2 == 0 else 1 / 1.001
+        points.append({"timestamp": _rfc3339(start_us + i * 1_000_000), "price": price})
+    return points, price
+
+
+def _rss(server: Server) -> int:
+    return proc_status(server.proc.pid).get("VmRSS", 0)
+
+
+async def _open(
+    url: str, n: int, *, headers: dict[str, str] | None, topics: list[str] | None,
+) -> list[ClientConnection]:
+    """``n`` WebSockets (100 handshakes at a time), each subscribed to its topic when ``topics`` is given."""
+    gate = asyncio.Semaphore(100)
+
+    async def one(i: int) -> ClientConnection:
+        async with gate:
+            ws = await connect(url, additional_headers=headers, compression=None, ping_interval=None,
+                               max_queue=64, open_timeout=60)
+            if topics is not None:
+                await ws.send(json.dumps({"type": "subscribe", "topic": topics[i % len(topics)]}))
+                while json.loads(await ws.recv()).get("type") != "subscribed":
+                    pass
+            return ws
+
+    return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+
+async def _close(conns: list[ClientConnection]) -> None:
+    await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
+
+
+def _settle(server: Server, seconds: float = 1.0) -> int:
+    time.sleep(seconds)  # let the server finish what the handshakes started before reading its RSS
+    return _rss(server)
+
+
+def idle_figure(genesis: Server, hello: Server, token: str, n: int) -> Figure:
+    async def measure(server: Server, url: str, headers: dict[str, str] | None, topics: list[str] | None) -> float:
+        before = _settle(server, 0.2)
+        conns = await _open(url, n, headers=headers, topics=topics)
+        after = await asyncio.to_thread(_settle, server)
+        await _close(conns)
+        return (after - before) / n / KB
+
+    ours = asyncio.run(measure(genesis, genesis.base.replace("http", "ws") + "/ws",
+                               {"Authorization": f"Bearer {token}"}, [f"anomalies.S{i}" for i in range(50)]))
+    anchor = asyncio.run(measure(hello, hello.base.replace("http", "ws") + "/ws", None, None))
+    return Figure(f"idle WebSocket subscriber, server RSS ({n:,} on one worker)", ours, "KB",
+                  "bare Starlette WebSocket", anchor, "KB", Target("value", "<=", 20, "KB"),
+                  note="RSS growth of the worker process / connections; each subscribed to one of 50 topics")
+
+
+def _p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
+
+
+def fanout_figure(genesis: Server, hello: Server, token: str, n: int, rounds: int) -> Figure:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    async def ours() -> list[float]:
+        conns = await _open(genesis.base.replace("http", "ws") + "/ws", n, headers={"Authorization": f"Bearer {token}"},
+                            topics=["anomalies.FAN"])
+        latencies: list[float] = []
+        price, start = 100.0, START_US
+        async with httpx.AsyncClient(timeout=60) as http:
+            for _ in range(rounds):
+                quiet, price = _quiet(150, start, price)
+                start += 150 * 1_000_000
+                price *= 1.5
+                spike = {"timestamp": _rfc3339(start), "price": price}
+                start += 1_000_000
+                url = f"{genesis.base}/prices/FAN"
+                (await http.post(url, json={"points": quiet}, headers=headers)).raise_for_status()
+                got = asyncio.gather(*(_receipt(c) for c in conns))
+                (await http.post(url, json={"points": [spike]}, headers=headers)).raise_for_status()
+                latencies += await got
+        await _close(conns)
+        return latencies
+
+    async def anchor() -> list[float]:
+        conns = await _open(hello.base.replace("http", "ws") + "/ws", n, headers=None, topics=None)
+        await asyncio.sleep(0.5)
+        latencies: list[float] = []
+        async with httpx.AsyncClient(timeout=60) as http:
+            for _ in range(rounds):
+                got = asyncio.gather(*(_receipt(c) for c in conns))
+                (await http.post(f"{hello.base}/broadcast")).raise_for_status()
+                latencies += await got
+        await _close(conns)
+        return latencies
+
+    value = _p99(asyncio.run(ours())) * 1000
+    base = _p99(asyncio.run(anchor())) * 1000
+    return Figure(f"anomaly fan-out p99, commit to receipt ({n:,} WebSocket subscribers)", value, "ms",
+                  "bare app broadcast p99", base, "ms", Target("value", "<", 50, "ms"),
+                  note=f"{rounds} rounds, one anomaly each; clients in one process on the same machine")
+
+
+async def _receipt(ws: ClientConnection) -> float:
+    """Seconds from the message's own timestamp to its receipt here (anomaly envelopes or the anchor's)."""
+    while True:
+        message = json.loads(await ws.recv())
+        now = time.time_ns()
+        if "time_ns" in message:
+            return (now - message["time_ns"]) / 1e9
+        if message.get("type") == "anomaly":
+            import datetime as dt
+
+            sent = dt.datetime.strptime(message["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+            return now / 1e9 - sent.timestamp()
+
+
+def ingest_figure(genesis: Server, token: str, n: int, requests: int, points: int) -> Figure:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    state = {"price": 100.0, "start": START_US + 10**13}
+
+    def bodies() -> list[bytes]:
+        out = []
+        for _ in range(requests):
+            batch, state["price"] = _quiet(points, state["start"], state["price"])
+            for k in (points // 4, points // 2, 3 * points // 4):
+                batch[k]["price"] *= 1.3  # a spike, and its return, per quarter: anomalies to fan out
+            state["start"] += points * 1_000_000
+            out.append(json.dumps({"points": batch}).encode())
+        return out
+
+    def timed() -> float:
+        data = bodies()
+        began = time.perf_counter()
+        for raw in data:
+            response = httpx.post(f"{genesis.base}/prices/ING", content=raw, headers=headers, timeout=120)
+            response.raise_for_status()
+        return (time.perf_counter() - began) / len(data)
+
+    async def attached() -> float:
+        conns = await _open(genesis.base.replace("http", "ws") + "/ws", n, headers={"Authorization": f"Bearer {token}"},
+                            topics=["anomalies.ING"])
+        drains = [asyncio.create_task(_drain(c)) for c in conns]
+        try:
+            return await asyncio.to_thread(timed)
+        finally:
+            for task in drains:
+                task.cancel()
+            await _close(conns)
+
+    timed()  # warm-up
+    none_before = timed()
+    with_subscribers = asyncio.run(attached())
+    none_after = timed()
+    none = min(none_before, none_after)
+    return Figure(f"ingestion with {n:,} anomaly subscribers attached ({points:,}-point requests)",
+                  with_subscribers * 1000, "ms/request", "the same with none", none * 1000, "ms/request",
+                  Target("ratio", "<=", 1.2), note=f"{requests} requests each way, 6 anomalies per request")
+
+
+async def _drain(ws: ClientConnection) -> None:
+    with contextlib.suppress(Exception):
+        while True:
+            await ws.recv()
+
+
+class _Receiver:
+    def __init__(self, port: int) -> None:
+        self.times: list[float] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("content-length", "0")))
+                receiver.times.append(time.perf_counter())
+                self.send_response(204)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextlib.contextmanager
+def _receiving(port: int) -> Iterator[_Receiver]:
+    receiver = _Receiver(port)
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+def webhook_figure(genesis: Server, token: str, deliveries: int) -> Figure:
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hook"
+    made = httpx.post(f"{genesis.base}/webhooks", json={"url": url, "topics": ["prices.HOOK"]}, headers=headers,
+                      timeout=30)
+    made.raise_for_status()
+    price, start = 100.0, START_US + 2 * 10**13
+    for _ in range(deliveries):  # one price message, so one delivery, per request
+        quiet, price = _quiet(2, start, price)
+        start += 2 * 1_000_000
+        response = httpx.post(f"{genesis.base}/prices/HOOK", json={"points": quiet}, headers=headers, timeout=60)
+        response.raise_for_status()
+    with _receiving(port) as receiver:  # up only now: everything was queued (the first attempt failed)
+        deadline = time.monotonic() + 120
+        while len(receiver.times) < deliveries and time.monotonic() < deadline:
+            time.sleep(0.05)
+        got = len(receiver.times)
+        ours = (got - 1) / (receiver.times[-1] - receiver.times[0]) if got > 1 else float("nan")
+        body = json.dumps({"type": "price", "timestamp": _rfc3339(START_US), "topic": "prices.HOOK",
+                           "data": {"points": quiet}}).encode()
+        n = min(deliveries, 200)
+        began = time.perf_counter()
+        for _ in range(n):
+            with httpx.Client(timeout=15) as client:  # a new connection each, as the sender (no keep-alive)
+                client.post(url, content=body, headers={"content-type": "application/json"})
+        anchor = n / (time.perf_counter() - began)
+    return Figure(f"webhook delivery, one endpoint ({got:,} of {deliveries:,} queued)", ours, "deliveries/s",
+                  "bare httpx POST loop", anchor, "deliveries/s", Target("value", ">=", 50, "deliveries/s"),
+                  note="signed, SSRF-checked, attempt recorded per delivery; sent in order, one at a time")
+
+
+def run(scale: Scale) -> list[Figure]:
+    idle = scale.pick(5000, 40)
+    fan = scale.pick(1000, 20)
+    env = {
+        "GENESIS_MAX_CONNECTIONS": str(idle + 200), "GENESIS_PUSH_CONNECTIONS_PER_PRINCIPAL": str(idle + 100),
+        "GENESIS_PUSH_HEARTBEAT_SECONDS": "120", "GENESIS_PUSH_REVALIDATE_SECONDS": "300",
+        "GENESIS_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1/32", "GENESIS_WEBHOOK_POLL_SECONDS": "0.2",
+        "GENESIS_AUDIT_VERIFY_INTERVAL_SECONDS": "0",
+    }
+    with tempfile.TemporaryDirectory(prefix="genesis-bench-push-") as name:
+        tmp = Path(name)
+        with start_genesis(tmp / "genesis", env=env) as genesis, \
+                start_hello(tmp / "hello", max_connections=idle + 200) as hello:
+            token = admin_token(genesis)
+            return [
+                idle_figure(genesis, hello, token, idle),
+                fanout_figure(genesis, hello, token, fan, scale.pick(20, 2)),
+                ingest_figure(genesis, token, fan, scale.pick(5, 1), scale.pick(10_000, 300)),
+                webhook_figure(genesis, token, scale.pick(500, 10)),
+            ]
