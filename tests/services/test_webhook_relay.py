@@ -40,11 +40,18 @@ async def opened(settings: Settings) -> AsyncIterator[Runtime]:
         await runtime.close()
 
 
+class Unjittered(RetrySchedule):
+    """Each retry due exactly at its target (the real schedule draws it from its window)."""
+
+    def due_after_first(self, retry: int, rng: Any = None) -> float | None:
+        return float(self.targets[retry - 1]) if 1 <= retry <= len(self.targets) else None
+
+
 def relay_for(runtime: Runtime, *, targets: tuple[int, ...] = (5, 300), limit: int = 100,
               endpoints_per_round: int = 20) -> WebhookRelay:
     sender = WebhookSender(policy=UrlPolicy.allowing(networks=["127.0.0.1/32"]), total_timeout=5)
     return WebhookRelay(store=runtime.webhooks, sender=sender, recorder=runtime.recorder, outbox_limit=limit,
-                        schedule=RetrySchedule(targets), endpoints_per_round=endpoints_per_round)
+                        schedule=Unjittered(targets), endpoints_per_round=endpoints_per_round)
 
 
 def notices(n: int, topic: str = "prices.X") -> list[Notice]:

@@ -104,7 +104,14 @@ def _json(value: object) -> str:
 
 
 class WebSocketSession:
-    """One ``/ws`` connection after it was accepted and authenticated."""
+    """One ``/ws`` connection after it was accepted and authenticated.
+
+    Two tasks share the socket (this one reads, the pump writes) without a lock: an ASGI server writes each
+    ``websocket.send`` as one whole frame (uvicorn waits for the transport to be writable, then writes it at
+    once), so frames from both never interleave.
+    """
+
+    __slots__ = ("audit", "bucket", "conn", "principal", "runtime", "strikes", "ws")
 
     def __init__(self, runtime: Runtime, websocket: WebSocket, conn: Connection, principal: Principal,
                  audit: StreamAudit) -> None:
@@ -115,12 +122,10 @@ class WebSocketSession:
         self.audit = audit
         limits = runtime.hub.limits
         self.bucket = RateBucket(limits.client_messages_per_second, limits.client_messages_burst)
-        self._send_lock = asyncio.Lock()
         self.strikes = 0
 
     async def send(self, text: str) -> None:
-        async with self._send_lock:
-            await self.ws.send_text(text)
+        await self.ws.send_text(text)
 
     async def run(self) -> str:
         """Serve until either side ends; returns why it closed."""
@@ -140,8 +145,7 @@ class WebSocketSession:
     async def _close(self, code: int, reason: str) -> None:
         if self.ws.application_state == WebSocketState.CONNECTED:
             with contextlib.suppress(Exception):
-                async with self._send_lock:
-                    await self.ws.close(code=code, reason=reason[:120])
+                await self.ws.close(code=code, reason=reason[:120])
 
     async def _pump(self) -> None:
         """Hub to client: messages, gap notices, heartbeats; the token re-checked on schedule."""

@@ -65,7 +65,8 @@ class Publisher:
         published = 0
         for notice in notices:
             try:
-                await self.hub.publish(notice.topic, notice.type, notice.data, owner=notice.owner, at_us=notice.at_us)
+                # The envelope's time is the publication's (right after the commit); the event's own time is in data.
+                await self.hub.publish(notice.topic, notice.type, notice.data, owner=notice.owner)
             except GenesisError as exc:  # Redis away, or a bug in a producer: the stream misses it, loudly
                 self.failures += 1
                 log.warning("push: could not publish on %s: %s", notice.topic, exc.message)

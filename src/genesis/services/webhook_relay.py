@@ -39,6 +39,8 @@ log = logging.getLogger("genesis.webhooks")
 
 LEASE_SECONDS: Final = 60
 AUDIT_BATCH: Final = 500
+RECORD_BATCH: Final = 50
+RECORD_SECONDS: Final = 0.5
 
 
 def single_relay_lock(path: Path) -> IO[bytes] | None:
@@ -130,47 +132,65 @@ class WebhookRelay:
                 return True
 
     async def _send_pending(self, endpoint: EndpointRecord) -> int | None:
-        """Send pending deliveries in order; the time the endpoint waits for afterwards (None: not held back)."""
-        lease_end = now_us() + LEASE_SECONDS * 1_000_000
-        for delivery in await self.store.pending(endpoint.id, limit=self.deliveries_per_endpoint):
-            now = now_us()
-            if delivery.next_attempt_at_us > now:
-                return delivery.next_attempt_at_us  # the head of the line is waiting for its retry
-            if lease_end - now < 30 * 1_000_000:  # room for one more attempt (15 s at most) and its bookkeeping
-                lease_end = now + LEASE_SECONDS * 1_000_000
-                if not await self.store.renew_lease(endpoint.id, self.owner, until_us=lease_end):
-                    return None  # lost the lease (deleted or disabled meanwhile)
-            delivered, hold_until = await self._attempt(endpoint, delivery)
-            if not delivered:
-                return hold_until
-        return None
+        """Send pending deliveries in order; the time the endpoint waits for afterwards (None: not held back).
 
-    async def _attempt(self, endpoint: EndpointRecord, delivery: DeliveryRecord) -> tuple[bool, int | None]:
-        """One attempt: (delivered, when the endpoint may try again: None when it was disabled or delivered)."""
-        began = now_us()
-        result = await self.sender.send(url=endpoint.url, msg_id=delivery.msg_id, body=delivery.body.encode(),
-                                        secrets=endpoint.secrets(began))
-        attempt = AttemptRecord(began, str(result.verdict), result.status, result.duration_ms, result.error,
-                                result.detail, result.excerpt)
-        if result.verdict is Verdict.DELIVERED:
-            await self.store.record_attempt(delivery, attempt, status="delivered", next_attempt_at_us=began)
-            return True, None
-        if result.verdict is Verdict.DISABLE:
+        Successful attempts are recorded in batches (one transaction per ``RECORD_BATCH``, at most
+        ``RECORD_SECONDS`` late): a commit per delivery would cap a receiver at the database's fsync rate. A
+        crash before such a batch commits sends those deliveries again: at least once, same ``webhook-id``.
+        """
+        lease_end = now_us() + LEASE_SECONDS * 1_000_000
+        done: list[tuple[DeliveryRecord, AttemptRecord, str, int]] = []
+        flushed = now_us()
+        try:
+            for delivery in await self.store.pending(endpoint.id, limit=self.deliveries_per_endpoint):
+                now = now_us()
+                if delivery.next_attempt_at_us > now:
+                    return delivery.next_attempt_at_us  # the head of the line is waiting for its retry
+                if lease_end - now < 30 * 1_000_000:  # room for one more attempt (15 s at most) and its bookkeeping
+                    lease_end = now + LEASE_SECONDS * 1_000_000
+                    if not await self.store.renew_lease(endpoint.id, self.owner, until_us=lease_end):
+                        return None  # lost the lease (deleted or disabled meanwhile)
+                began = now_us()
+                result = await self.sender.send(url=endpoint.url, msg_id=delivery.msg_id,
+                                                body=delivery.body.encode(), secrets=endpoint.secrets(began))
+                attempt = AttemptRecord(began, str(result.verdict), result.status, result.duration_ms, result.error,
+                                        result.detail, result.excerpt)
+                if result.verdict is Verdict.DELIVERED:
+                    done.append((delivery, attempt, "delivered", began))
+                    if len(done) >= RECORD_BATCH or began - flushed >= RECORD_SECONDS * 1_000_000:
+                        await self.store.record_attempts(done)
+                        done, flushed = [], now_us()
+                    continue
+                await self.store.record_attempts(done)
+                done = []
+                return await self._failed(endpoint, delivery, attempt, result.verdict, result.retry_after)
+            return None
+        finally:
+            if done:
+                await self.store.record_attempts(done)
+
+    async def _failed(
+        self, endpoint: EndpointRecord, delivery: DeliveryRecord, attempt: AttemptRecord, verdict: Verdict,
+        retry_after: float | None,
+    ) -> int | None:
+        """Record a failed attempt; when the endpoint may try again (None: it was disabled)."""
+        began = attempt.attempted_at_us
+        if verdict is Verdict.DISABLE:
             await self.store.record_attempt(delivery, attempt, status="failed", next_attempt_at_us=began)
             if await self.store.disable(endpoint.id, reason="gone", now_us=now_us()):
                 self._disabled(endpoint.id, "gone", "the receiver answered 410 Gone")
-            return False, None
+            return None
         first = delivery.first_attempt_at_us or began
-        delay = self.schedule.next_delay(delivery.attempts + 1, (began - first) / 1e6, retry_after=result.retry_after)
+        delay = self.schedule.next_delay(delivery.attempts + 1, (began - first) / 1e6, retry_after=retry_after)
         if delay is None:
             await self.store.record_attempt(delivery, attempt, status="failed", next_attempt_at_us=began)
             if await self.store.disable(endpoint.id, reason="failing", now_us=now_us()):
                 self._disabled(endpoint.id, "failing",
                                f"delivery {delivery.msg_id} failed {delivery.attempts + 1} times over a day")
-            return False, None
+            return None
         next_at = began + int(delay * 1_000_000)
         await self.store.record_attempt(delivery, attempt, status="pending", next_attempt_at_us=next_at)
-        return False, next_at
+        return next_at
 
     def _disabled(self, endpoint_id: str, reason: str, detail: str) -> None:
         log.error("webhook endpoint %s disabled: %s (%s)", endpoint_id, reason, detail)

@@ -288,22 +288,28 @@ class SqlWebhookStore:
         self, delivery: DeliveryRecord, attempt: AttemptRecord, *, status: str, next_attempt_at_us: int,
     ) -> None:
         """Store one attempt and the delivery's new state together."""
-        values: dict[str, Any] = {
-            "status": status, "attempts": delivery.attempts + 1, "next_attempt_at_us": next_attempt_at_us,
-            "last_attempt_at_us": attempt.attempted_at_us, "last_status": attempt.status,
-            "last_error": attempt.error,
-            "first_attempt_at_us": delivery.first_attempt_at_us or attempt.attempted_at_us,
-        }
-        if status == "delivered":
-            values["delivered_at_us"] = attempt.attempted_at_us
+        await self.record_attempts([(delivery, attempt, status, next_attempt_at_us)])
+
+    async def record_attempts(self, outcomes: Sequence[tuple[DeliveryRecord, AttemptRecord, str, int]]) -> None:
+        """Store attempts and their deliveries' new states (status, next attempt) in one transaction."""
+        if not outcomes:
+            return
         async with self._engine.begin() as conn:
-            await conn.execute(insert(webhook_attempts).values(
-                delivery_id=delivery.id, attempted_at_us=attempt.attempted_at_us, verdict=attempt.verdict,
-                status=attempt.status, duration_ms=attempt.duration_ms, error=attempt.error,
-                detail=attempt.detail[:256], excerpt=attempt.excerpt[:1024],
-            ))
-            await conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery.id)
-                               .values(**values))
+            await conn.execute(insert(webhook_attempts), [{
+                "delivery_id": d.id, "attempted_at_us": a.attempted_at_us, "verdict": a.verdict, "status": a.status,
+                "duration_ms": a.duration_ms, "error": a.error, "detail": a.detail[:256], "excerpt": a.excerpt[:1024],
+            } for d, a, _, _ in outcomes])
+            for delivery, attempt, status, next_attempt_at_us in outcomes:
+                values: dict[str, Any] = {
+                    "status": status, "attempts": delivery.attempts + 1, "next_attempt_at_us": next_attempt_at_us,
+                    "last_attempt_at_us": attempt.attempted_at_us, "last_status": attempt.status,
+                    "last_error": attempt.error,
+                    "first_attempt_at_us": delivery.first_attempt_at_us or attempt.attempted_at_us,
+                }
+                if status == "delivered":
+                    values["delivered_at_us"] = attempt.attempted_at_us
+                await conn.execute(update(webhook_deliveries).where(webhook_deliveries.c.id == delivery.id)
+                                   .values(**values))
 
     async def disable(self, endpoint_id: str, *, reason: str, now_us: int) -> bool:
         async with self._engine.begin() as conn:
