@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{info['cpu']}, {info['cores']} cores, Python {info['python']}, numpy {info['numpy']}, "
           f"TA-Lib {info['talib']}; {info['date']}; {info['seconds']} s")
     if not args.no_write:
-        write_json(ROOT / "bench" / "results.json", figures, info)
+        write_json(ROOT / "bench" / "results.json", figures, {**info, "only": args.only} if args.only else info,
+                   merge=bool(args.only) and not args.tiny)
         if not args.tiny and not args.only:
             update_doc(ROOT / "docs" / "PERFORMANCE.md", figures, info)
     failed = [f for f in figures if f.note.startswith("skipped: failed")]

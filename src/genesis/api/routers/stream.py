@@ -20,7 +20,7 @@ from starlette.websockets import WebSocketDisconnect
 from genesis.api.authentication import bearer_token
 from genesis.api.deps import RuntimeDep, allow, gatekeeper
 from genesis.api.request_audit import request_audit
-from genesis.api.schemas import AUTHED_ERRORS, problem_responses
+from genesis.api.schemas import AUTHED_ERRORS
 from genesis.api.streams import ORIGIN_REFUSED, StreamAudit, WebSocketSession, origin_allowed, sse_body
 from genesis.audit.context import new_correlation_id
 from genesis.errors import GenesisError, InvalidInput, RateLimited, Unauthenticated
@@ -52,9 +52,9 @@ async def _principal_of(request: Request, runtime: Runtime, ticket: str | None) 
     return await gatekeeper(request).principal(request.scope)
 
 
-@router.get("/stream", name="stream.sse", response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}}, "description": "An endless event stream."},
-                       **AUTHED_ERRORS, **problem_responses(413)})
+# Not in the OpenAPI document, like /ws: an endless event stream is no request/response operation (a client
+# generated from it, or a fuzzer, would wait for the end of the body). docs/push.md describes both, in AsyncAPI.
+@router.get("/stream", name="stream.sse", response_class=StreamingResponse, include_in_schema=False)
 async def stream(
     request: Request, runtime: RuntimeDep,
     topics: Annotated[str, Query(max_length=4096, description="Comma-separated topics, e.g. anomalies.GOOG,audit")],
