@@ -9,12 +9,14 @@ token in a first ``{"type": "auth"}`` message within ``GENESIS_PUSH_AUTH_TIMEOUT
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Request, WebSocket
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from genesis.api.authentication import bearer_token
@@ -24,7 +26,7 @@ from genesis.api.schemas import AUTHED_ERRORS
 from genesis.api.streams import ORIGIN_REFUSED, StreamAudit, WebSocketSession, origin_allowed, sse_body
 from genesis.audit.context import new_correlation_id
 from genesis.errors import GenesisError, InvalidInput, RateLimited, Unauthenticated
-from genesis.push import CloseReason, parse_cursor
+from genesis.push import CloseReason, Connection, parse_cursor
 from genesis.runtime import Runtime
 from genesis.services.auth import Principal
 
@@ -88,8 +90,23 @@ async def stream(
             runtime.recorder.submit_quietly([audit.refused(exc.message)], what="a stream refusal")
         raise
     facts.metadata.update({"topics": sorted(audit.topics), "resumed": bool(cursor)})
-    return StreamingResponse(sse_body(runtime, conn, principal, audit), media_type="text/event-stream",
-                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return _HubStream(conn, sse_body(runtime, conn, principal, audit))
+
+
+class _HubStream(StreamingResponse):
+    """The SSE response; its hub connection is released however the response ends, even before its body began
+    (a client gone before the first byte: the body's own ``finally`` never runs then)."""
+
+    def __init__(self, conn: Connection, body: AsyncIterator[bytes]) -> None:
+        super().__init__(body, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        self.conn = conn
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.conn.close(CloseReason.CLIENT)
 
 
 @router.websocket("/ws", name="stream.ws")
