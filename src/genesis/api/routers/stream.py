@@ -21,10 +21,10 @@ from starlette.websockets import WebSocketDisconnect
 
 from genesis.api.authentication import bearer_token
 from genesis.api.deps import RuntimeDep, allow, gatekeeper
+from genesis.api.middleware import correlation_from_headers
 from genesis.api.request_audit import request_audit
 from genesis.api.schemas import AUTHED_ERRORS
 from genesis.api.streams import ORIGIN_REFUSED, StreamAudit, WebSocketSession, origin_allowed, sse_body
-from genesis.audit.context import new_correlation_id
 from genesis.errors import GenesisError, InvalidInput, RateLimited, Unauthenticated
 from genesis.push import CloseReason, Connection, parse_cursor
 from genesis.runtime import Runtime
@@ -118,8 +118,8 @@ async def websocket_stream(websocket: WebSocket) -> None:
     forwarded = websocket.headers.getlist("x-forwarded-for")
     audit = StreamAudit("websocket", websocket.app.state.client_resolver.resolve(client.host if client else None,
                                                                                    forwarded),
-                        websocket.headers.get("user-agent"), websocket.headers.get("x-request-id", "")[:128] or
-                        new_correlation_id(), websocket.url.path)
+                        websocket.headers.get("user-agent"), correlation_from_headers(dict(websocket.scope["headers"])),
+                        websocket.url.path)
     if not origin_allowed(websocket.headers, settings.push_allowed_origins):
         runtime.recorder.submit_quietly([audit.refused("origin not allowed",
                                                        origin=websocket.headers.get("origin", "")[:200])],
