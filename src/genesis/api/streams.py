@@ -32,7 +32,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from genesis.audit import AuditEvent, new_event
 from genesis.errors import GenesisError, Unauthenticated
-from genesis.push import CloseReason, Connection, ConnectionClosed, RateBucket
+from genesis.push import CloseReason, Connection, ConnectionClosed, PushLimits, RateBucket
 from genesis.runtime import Runtime
 from genesis.services.auth import Principal
 from genesis.timeutil import now_us, rfc3339
@@ -99,6 +99,47 @@ async def revalidated(runtime: Runtime, principal: Principal) -> Principal | Clo
     return checked if checked.scopes >= principal.scopes else CloseReason.REVOKED
 
 
+class Ticker:
+    """One timer per stream for its heartbeats and token re-checks, re-armed only when it fires.
+
+    Messages do not touch it (a timeout around every receive would cost a timer per message and subscriber);
+    when it fires it pokes the connection, whose reader then asks :meth:`due` what to do.
+    """
+
+    __slots__ = ("_conn", "_handle", "_heartbeat", "_loop", "_recheck", "_revalidate", "last_sent")
+
+    def __init__(self, limits: PushLimits, conn: Connection) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._conn = conn
+        self._heartbeat = limits.heartbeat_seconds
+        self._revalidate = limits.revalidate_seconds
+        now = self._loop.time()
+        self.last_sent = now
+        self._recheck = now + self._revalidate
+        self._handle: asyncio.TimerHandle | None = None
+        self.arm()
+
+    def sent(self) -> None:
+        self.last_sent = self._loop.time()
+
+    def due(self) -> tuple[bool, bool]:
+        """(a heartbeat is due, a token re-check is due); a due re-check is scheduled again."""
+        now = self._loop.time()
+        recheck = now >= self._recheck
+        if recheck:
+            self._recheck = now + self._revalidate
+        return now - self.last_sent >= self._heartbeat, recheck
+
+    def arm(self) -> None:
+        self.cancel()
+        self._handle = self._loop.call_at(min(self.last_sent + self._heartbeat, self._recheck), self._conn.poke)
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 def _json(value: object) -> str:
     return orjson.dumps(value).decode()
 
@@ -149,30 +190,33 @@ class WebSocketSession:
 
     async def _pump(self) -> None:
         """Hub to client: messages, gap notices, heartbeats; the token re-checked on schedule."""
-        limits = self.runtime.hub.limits
-        loop = asyncio.get_running_loop()
-        next_check = loop.time() + limits.revalidate_seconds
+        ticker = Ticker(self.runtime.hub.limits, self.conn)
         try:
             while True:
-                wait = max(0.0, min(limits.heartbeat_seconds, next_check - loop.time()))
-                item = await self.conn.receive(idle_seconds=wait)
+                item = await self.conn.receive()
                 if item is not None:
                     await self.send(item.payload.decode())
                     self.audit.messages += 1
-                elif loop.time() < next_check:
-                    await self.send(_json({"type": "heartbeat", "time": rfc3339(now_us())}))
-                if loop.time() >= next_check:
-                    next_check = loop.time() + limits.revalidate_seconds
+                    ticker.sent()
+                    continue
+                heartbeat, recheck = ticker.due()
+                if recheck:
                     checked = await revalidated(self.runtime, self.principal)
                     if isinstance(checked, CloseReason):
                         self.conn.close(checked)
-                    else:
-                        self.principal = checked
+                        continue
+                    self.principal = checked
+                if heartbeat:
+                    await self.send(_json({"type": "heartbeat", "time": rfc3339(now_us())}))
+                    ticker.sent()
+                ticker.arm()
         except ConnectionClosed as closed:
             await self._close(closed.reason.ws_code, str(closed.reason))
         except Exception:  # the client went away mid-send
             self.conn.close(CloseReason.CLIENT)
             await self._close(1011, "internal error")
+        finally:
+            ticker.cancel()
 
     async def _read(self) -> str:
         """Client to hub: subscribe, unsubscribe, ping; rate-limited."""
@@ -246,16 +290,13 @@ async def sse_body(
     runtime: Runtime, conn: Connection, principal: Principal, audit: StreamAudit,
 ) -> AsyncIterator[bytes]:
     """The body of ``/stream``: events with cursor ids, comment heartbeats, re-checks; the close is audited."""
-    limits = runtime.hub.limits
-    loop = asyncio.get_running_loop()
-    next_check = loop.time() + limits.revalidate_seconds
+    ticker = Ticker(runtime.hub.limits, conn)
     reason = "client-closed"
     try:
         yield b"retry: 2000\n\n"
         while True:
-            wait = max(0.0, min(limits.heartbeat_seconds, next_check - loop.time()))
             try:
-                item = await conn.receive(idle_seconds=wait)
+                item = await conn.receive()
             except ConnectionClosed as closed:
                 reason = str(closed.reason)
                 yield b"event: close\ndata: " + _json({"reason": reason}).encode() + b"\n\n"
@@ -263,15 +304,20 @@ async def sse_body(
             if item is not None:
                 yield sse_format(item.event, item.payload, conn.cursor())
                 audit.messages += 1
-            elif loop.time() < next_check:
-                yield b": heartbeat\n\n"
-            if loop.time() >= next_check:
-                next_check = loop.time() + limits.revalidate_seconds
+                ticker.sent()
+                continue
+            heartbeat, recheck = ticker.due()
+            if recheck:
                 checked = await revalidated(runtime, principal)
                 if isinstance(checked, CloseReason):
                     conn.close(checked)
-                else:
-                    principal = checked
+                    continue
+                principal = checked
+            if heartbeat:
+                yield b": heartbeat\n\n"
+                ticker.sent()
+            ticker.arm()
     finally:
+        ticker.cancel()
         conn.close(CloseReason.CLIENT)
         runtime.recorder.submit_quietly([audit.closed(reason)], what="a stream close")
