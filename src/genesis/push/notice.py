@@ -11,7 +11,7 @@ The webhook body follows Standard Webhooks: ``{"type", "timestamp", "topic", "da
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -65,17 +65,3 @@ def deliverable(viewer: Viewer, subscriptions: Iterable[str], notice: Notice) ->
         return False
     topic: Topic = parse_topic(notice.topic)
     return visible(viewer, topic, notice.owner)
-
-
-def chunked(items: Iterable[bytes], limit: int) -> Iterator[list[bytes]]:
-    """Serialised items grouped so that each group's total size stays within ``limit`` (one item at least)."""
-    group: list[bytes] = []
-    size = 0
-    for item in items:
-        if group and size + len(item) + 1 > limit:
-            yield group
-            group, size = [], 0
-        group.append(item)
-        size += len(item) + 1
-    if group:
-        yield group
