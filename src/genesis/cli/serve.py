@@ -48,6 +48,9 @@ def serve(
         f"Log in: curl -s -X POST {base}/token -d grant_type=password -d username={cfg.admin_username} "
         "-d 'password=...'", err=True,
     )
+    if cfg.workers > 1 and not cfg.redis_url:
+        typer.echo("Warning: several workers without GENESIS_REDIS_URL: each worker's streams (/ws, /stream) carry "
+                   "only what that worker produced (docs/push.md)", err=True)
     uvicorn.run(
         "genesis.api.asgi:create_default_app", factory=True, host=cfg.host, port=cfg.port,
         # One worker runs in this process; more run under uvicorn's supervisor, which restarts dead ones.
