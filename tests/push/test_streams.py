@@ -214,3 +214,16 @@ def test_the_audit_topic_streams_committed_events(server: LiveServer, admin: str
         assert httpx.get(f"{base}/me", headers=auth(admin), timeout=30).status_code == 200
         seen = ws_next(ws, lambda m: m.get("topic") == "audit" and m["data"]["path"] == "/me")
         assert seen["type"] == "audit.event" and seen["data"]["actor"] == "user:admin" and seen["data"]["seq"] > 0
+
+
+def test_metrics_show_the_hub(server: LiveServer, admin: str) -> None:
+    def connections() -> float:
+        text = httpx.get(f"{server.base_url}/metrics", headers=auth(admin), timeout=30).text
+        line = next(x for x in text.splitlines() if x.startswith('genesis_push_hub{what="connections"}'))
+        return float(line.split()[-1])
+
+    with websocket(server.base_url, admin) as a, websocket(server.base_url, admin) as b:
+        ws_subscribe(a, "prices.MET")
+        ws_subscribe(b, "prices.MET")
+        assert connections() >= 2
+    assert wait_until(lambda: connections() == 0, timeout=20)

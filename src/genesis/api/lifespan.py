@@ -22,6 +22,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from genesis import audit
+from genesis.api.metrics import watch_push
 from genesis.audit import new_event, setup_logging
 from genesis.audit.monitor import ChainMonitor, ChainState
 from genesis.runtime import Runtime, webhook_policy
@@ -90,6 +91,7 @@ async def _start_push(runtime: Runtime) -> None:
     except Exception as exc:  # Redis may come later: the broker's reader keeps retrying on its own
         log.warning("push hub could not start: %s", type(exc).__name__)
     runtime.audit_feed.start()
+    watch_push(runtime)
     if runtime.audit_feed.committed not in runtime.audit.commit_listeners:
         runtime.audit.commit_listeners.append(runtime.audit_feed.committed)
 
