@@ -29,13 +29,14 @@ _HUB_STATS = ("connections", "channels", "subscriptions", "retained_messages", "
 
 def watch_push(runtime: Runtime) -> None:
     """Export the push figures of ``runtime`` (the latest one started in this process)."""
-    ref = weakref.ref(runtime)  # a test's finished runtime must not stay alive through the registry
+    # Weak references: a test's finished runtime must not stay alive through the registry.
+    hub, publisher, feed = weakref.ref(runtime.hub), weakref.ref(runtime.publisher), weakref.ref(runtime.audit_feed)
 
     def stat(name: str) -> float:
-        current = ref()
-        return float(current.hub.stats()[name]) if current is not None else 0.0
+        current = hub()
+        return float(current.stats()[name]) if current is not None else 0.0
 
     for name in _HUB_STATS:
         PUSH_HUB.labels(name).set_function(lambda name=name: stat(name))  # type: ignore[misc]
-    PUSH_PUBLISH_FAILURES.set_function(lambda: float(r.publisher.failures) if (r := ref()) is not None else 0.0)
-    PUSH_AUDIT_DROPPED.set_function(lambda: float(r.audit_feed.dropped) if (r := ref()) is not None else 0.0)
+    PUSH_PUBLISH_FAILURES.set_function(lambda: float(p.failures) if (p := publisher()) is not None else 0.0)
+    PUSH_AUDIT_DROPPED.set_function(lambda: float(f.dropped) if (f := feed()) is not None else 0.0)
