@@ -227,3 +227,21 @@ def test_metrics_show_the_hub(server: LiveServer, admin: str) -> None:
         ws_subscribe(b, "prices.MET")
         assert connections() >= 2
     assert wait_until(lambda: connections() == 0, timeout=20)
+
+
+def test_two_sqlite_workers_run_one_relay_and_deliver_each_webhook_once(tmp_path: Path) -> None:
+    from tests.push.wire import WebhookReceiver, register_webhook
+
+    with WebhookReceiver() as receiver, LiveServer(data_dir=tmp_path / "data", env=ENV, workers=2) as live:
+        token = login(live.base_url)
+        register_webhook(live.base_url, token, receiver.url, ["prices.ONCE"])
+        for day in range(1, 7):  # requests spread over both workers by the kernel
+            points = [{"timestamp": f"2026-02-{day:02d}T00:00:00Z", "price": float(day)}]
+            response = httpx.post(f"{live.base_url}/prices/ONCE", json={"points": points}, headers=auth(token),
+                                  timeout=30)
+            assert response.status_code == 200, response.text
+        assert wait_until(lambda: len(receiver.received) >= 6, timeout=60)
+        assert not wait_until(lambda: len(receiver.received) > 6, timeout=3)  # and no second copy follows
+        ids = [r.headers["webhook-id"] for r in receiver.received]
+        assert len(set(ids)) == 6
+        assert sorted(b["data"]["points"][0]["close"] for b in receiver.bodies()) == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
