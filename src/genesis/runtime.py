@@ -145,15 +145,19 @@ class Runtime:
 
     async def close(self) -> None:
         """Queue pending refusal summaries, drain the writer (shutdown checkpoint), disconnect."""
-        self.recorder.flush_refusals(everything=True)
-        await asyncio.to_thread(self.audit.close)
-        self.recorder.attach(None)
-        await self.audit_feed.close()
-        await self.hub.close()
-        await self.tickets.store.close()
-        await self.limiter.close()
-        self.principals.close()
-        await self.engine.dispose()
+        try:
+            self.recorder.flush_refusals(everything=True)
+            await asyncio.to_thread(self.audit.close)
+        finally:  # a failing audit store must not leave the push connections (Redis reader, sockets) open
+            self.recorder.attach(None)
+            try:
+                await self.audit_feed.close()
+                await self.hub.close()
+                await self.tickets.store.close()
+            finally:
+                await self.limiter.close()
+                self.principals.close()
+                await self.engine.dispose()
 
 
 def push_limits(settings: Settings) -> PushLimits:
