@@ -12,7 +12,7 @@ from pathlib import Path
 from bench.core import FULL, TINY, Figure, skipped
 from bench.report import machine, text_table, update_doc, write_json
 
-MODULES = ("audit_ingest", "api_load", "analytics", "price_ingest", "audit_reads", "console", "tree")
+MODULES = ("audit_ingest", "api_load", "analytics", "price_ingest", "audit_reads", "console", "tree", "push")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{info['cpu']}, {info['cores']} cores, Python {info['python']}, numpy {info['numpy']}, "
           f"TA-Lib {info['talib']}; {info['date']}; {info['seconds']} s")
     if not args.no_write:
-        write_json(ROOT / "bench" / "results.json", figures, info)
+        write_json(ROOT / "bench" / "results.json", figures, {**info, "only": args.only} if args.only else info,
+                   merge=bool(args.only) and not args.tiny)
         if not args.tiny and not args.only:
             update_doc(ROOT / "docs" / "PERFORMANCE.md", figures, info)
     failed = [f for f in figures if f.note.startswith("skipped: failed")]

@@ -160,4 +160,5 @@ def descendants(pid: int) -> list[int]:
     return out
 
 
+KB = 1024
 MB = 1024 * 1024

@@ -10,6 +10,8 @@
 * Through Redis (when ``GENESIS_BENCH_REDIS_URL`` is set): the same fan-out, published on one
   hub and received on another through the Redis broker, anchored on the in-process fan-out.
 
+Then the same questions against a live server, with real connections (``bench/push_live.py``).
+
 Run alone with ``python -m bench.push``.
 """
 
@@ -171,7 +173,10 @@ def fanout_figures(n: int, rounds: int) -> list[Figure]:
 
 
 def run(scale: Scale) -> list[Figure]:
-    return [memory_figure(scale.pick(5000, 200)), *fanout_figures(scale.pick(1000, 50), scale.pick(50, 3))]
+    from bench import push_live
+
+    return [memory_figure(scale.pick(5000, 200)), *fanout_figures(scale.pick(1000, 50), scale.pick(50, 3)),
+            *push_live.run(scale)]
 
 
 if __name__ == "__main__":

@@ -94,8 +94,16 @@ def markdown_table(figures: Sequence[Figure], info: dict[str, Any]) -> str:
     return "\n".join(lines + (["", *notes] if notes else []))
 
 
-def write_json(path: Path, figures: Sequence[Figure], info: dict[str, Any]) -> None:
-    payload = {"machine": info, "figures": [f.to_dict() for f in figures]}
+def write_json(path: Path, figures: Sequence[Figure], info: dict[str, Any], *, merge: bool = False) -> None:
+    """Write the figures; with ``merge`` (a partial run, ``--only``) keep the file's other figures, replacing
+    those of the same name, and record which families this run measured and when."""
+    rows = [f.to_dict() for f in figures]
+    if merge and path.exists():
+        old = json.loads(path.read_text())
+        names = {row["name"] for row in rows}
+        rows = [row for row in old.get("figures", []) if row["name"] not in names] + rows
+        info = {**old.get("machine", {}), "partial_runs": [*old.get("machine", {}).get("partial_runs", []), info]}
+    payload = {"machine": info, "figures": rows}
     path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 

@@ -110,9 +110,10 @@ def start_genesis(data_dir: Path, *, workers: int = 1, env: dict[str, str] | Non
     return Server(cmd, _clean_env(settings), data_dir, "/health", data_dir / "server.log")
 
 
-def start_hello(tmp: Path, *, workers: int = 1) -> Server:
+def start_hello(tmp: Path, *, workers: int = 1, max_connections: int = 2048) -> Server:
     tmp.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "bench.hello_app", "--workers", str(workers)]
+    cmd = [sys.executable, "-m", "bench.hello_app", "--workers", str(workers), "--max-connections",
+           str(max_connections)]
     return Server(cmd, _clean_env({}), tmp, "/hello", tmp / "hello.log")
 
 

@@ -162,6 +162,36 @@ class Settings(BaseSettings):
                     "full, the rest as one summary event when it closes; 0 = every refusal in full.",
     )
 
+    # --- push: streams (/ws, /stream) and webhooks; see docs/push.md ----------------
+    push_connections_per_principal: int = Field(10, ge=1, le=10_000, description="Streams per principal, worker.")
+    push_subscriptions_per_connection: int = Field(50, ge=1, le=1000)
+    push_client_messages_per_second: float = Field(10.0, gt=0, le=1000)
+    push_client_messages_burst: int = Field(20, ge=1, le=10_000)
+    push_queue_messages: int = Field(256, ge=1, le=100_000, description="Backlog before a 'lagged' gap notice.")
+    push_replay_count: int = Field(1000, ge=1, le=1_000_000, description="Messages kept per topic for resumption.")
+    push_replay_bytes: int = Field(1024 * 1024, ge=64 * 1024)
+    push_replay_bytes_total: int = Field(64 * 1024 * 1024, ge=64 * 1024)
+    push_heartbeat_seconds: float = Field(15.0, gt=0, le=300)
+    push_revalidate_seconds: float = Field(10.0, gt=0, le=3600, description="Re-check a stream's token this often.")
+    push_ticket_ttl_seconds: float = Field(30.0, gt=0, le=300, description="Lifetime of a single-use stream ticket.")
+    push_auth_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Wait this long for a first 'auth' message.")
+    push_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed to open /ws besides the server's own (e.g. https://ui.example)."
+    )
+    push_anomaly_method: Literal["log_return_zscore", "price_zscore", "mad"] = "log_return_zscore"
+    push_anomaly_window: int = Field(100, ge=2, le=100_000)
+    push_anomaly_threshold: float = Field(3.0, gt=0, le=1000)
+    max_connections: int = Field(2048, ge=16, le=1_000_000, description="Open connections per worker (uvicorn).")
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Host names and CIDRs webhooks may reach despite the SSRF rules (http too)."
+    )
+    webhook_connect_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    webhook_timeout_seconds: float = Field(15.0, gt=0, le=120)
+    webhook_outbox_max_pending: int = Field(10_000, ge=1, description="Undelivered deliveries before an endpoint "
+                                            "is disabled (outbox-full).")
+    webhook_poll_seconds: float = Field(1.0, gt=0, le=60, description="How often the relay looks for due deliveries.")
+    webhook_max_endpoints: int = Field(100, ge=1, le=10_000)
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:
@@ -176,7 +206,8 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
-    @field_validator("log_redact_fields", "audit_public_keys", mode="before")
+    @field_validator("log_redact_fields", "audit_public_keys", "push_allowed_origins", "webhook_allowed_hosts",
+                     mode="before")
     @classmethod
     def _split_fields(cls, value: object) -> object:
         if isinstance(value, str):
@@ -199,6 +230,14 @@ class Settings(BaseSettings):
         problem = None if value is None else password_problem(value.get_secret_value())
         if problem:
             raise ValueError(problem)
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _hosts_or_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if "/" in item:
+                ipaddress.ip_network(item, strict=False)
         return value
 
     @field_validator("secret_key")

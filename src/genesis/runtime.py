@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
+import ipaddress
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,12 +23,17 @@ from genesis import audit
 from genesis.audit import AuditRecorder, LoggingHandle, new_event, setup_logging
 from genesis.config import Settings, get_settings
 from genesis.errors import Unavailable
+from genesis.push import Hub, PushLimits
+from genesis.push.urlpolicy import UrlPolicy
 from genesis.security.tokens import TokenCodec
+from genesis.services.announce import IngestAnnouncer
 from genesis.services.anomalies import AnomalyService
 from genesis.services.auth import AuthService
 from genesis.services.compute import configure_compute
 from genesis.services.limiter import Limiter
 from genesis.services.login_guard import LoginPolicy
+from genesis.services.push import AuditFeed, Publisher
+from genesis.services.tickets import TicketService
 from genesis.storage.audit_backend import AuditBackend
 from genesis.storage.backtests import SqlBacktestStore
 from genesis.storage.clients import SqlClientStore
@@ -35,8 +42,11 @@ from genesis.storage.migrate import upgrade_database
 from genesis.storage.prices import SqlPriceStore
 from genesis.storage.principals import SqlPrincipalStore
 from genesis.storage.protocols import BacktestStore, ClientStore, PriceStore, PrincipalStore, TokenStore, UserStore
+from genesis.storage.push_redis import RedisBroker
+from genesis.storage.tickets import MemoryTickets, RedisTickets
 from genesis.storage.tokens import SqlTokenStore
 from genesis.storage.users import SqlUserStore
+from genesis.storage.webhooks import SqlWebhookStore
 
 log = logging.getLogger("genesis.runtime")
 
@@ -61,6 +71,12 @@ class Runtime:
     anomalies: AnomalyService
     audit: AuditBackend
     recorder: AuditRecorder
+    hub: Hub
+    publisher: Publisher
+    announcer: IngestAnnouncer
+    audit_feed: AuditFeed
+    webhooks: SqlWebhookStore
+    tickets: TicketService
 
     @staticmethod
     def migrate(settings: Settings) -> None:
@@ -101,10 +117,28 @@ class Runtime:
             ),
         )
         prices = SqlPriceStore(engine, database_url=settings.db_url)
+        limits = push_limits(settings)
+        broker = None
+        if settings.redis_url:
+            broker = RedisBroker(settings.redis_url, key_prefix=settings.key_prefix, stream_maxlen=limits.replay_count)
+        hub = Hub(limits, broker=broker)
+        webhooks = SqlWebhookStore(engine)
+        publisher = Publisher(hub, recorder=recorder, webhooks=webhooks,
+                              outbox_limit=settings.webhook_outbox_max_pending)
+        audit_feed = AuditFeed(publisher)
+        # Every signed tree head this process makes goes out on audit.heads (streams and webhooks), root in base64
+        # as in the note itself.
+        backend.on_head(lambda head: audit_feed.on_head(head.note, head.size, base64.b64encode(head.root).decode()))
         return cls(
             settings=settings, engine=engine, users=users, clients=clients, tokens=tokens, principals=principals,
             prices=prices, backtests=SqlBacktestStore(engine), limiter=limiter, codec=codec, auth=auth,
-            anomalies=AnomalyService(prices), audit=backend, recorder=recorder,
+            anomalies=AnomalyService(prices), audit=backend, recorder=recorder, hub=hub, publisher=publisher,
+            announcer=IngestAnnouncer(method=settings.push_anomaly_method, window=settings.push_anomaly_window,
+                                      threshold=settings.push_anomaly_threshold),
+            audit_feed=audit_feed, webhooks=webhooks,
+            tickets=TicketService(
+                RedisTickets(settings.redis_url, key_prefix=settings.key_prefix) if settings.redis_url
+                else MemoryTickets(), ttl_seconds=settings.push_ticket_ttl_seconds),
         )
 
     async def start(self) -> None:
@@ -123,12 +157,49 @@ class Runtime:
 
     async def close(self) -> None:
         """Queue pending refusal summaries, drain the writer (shutdown checkpoint), disconnect."""
-        self.recorder.flush_refusals(everything=True)
-        await asyncio.to_thread(self.audit.close)
-        self.recorder.attach(None)
-        await self.limiter.close()
-        self.principals.close()
-        await self.engine.dispose()
+        try:
+            self.recorder.flush_refusals(everything=True)
+            await asyncio.to_thread(self.audit.close)
+        finally:  # a failing audit store must not leave the push connections (Redis reader, sockets) open
+            self.recorder.attach(None)
+            try:
+                await self.audit_feed.close()
+                await self.hub.close()
+                await self.tickets.store.close()
+            finally:
+                await self.limiter.close()
+                self.principals.close()
+                await self.engine.dispose()
+
+
+def push_limits(settings: Settings) -> PushLimits:
+    """The push limits of ``GENESIS_PUSH_*``.
+
+    Raises:
+        ConfigurationError: an inconsistent combination (a message larger than the replay window).
+    """
+    return PushLimits(
+        connections_per_principal=settings.push_connections_per_principal,
+        subscriptions_per_connection=settings.push_subscriptions_per_connection,
+        client_messages_per_second=settings.push_client_messages_per_second,
+        client_messages_burst=settings.push_client_messages_burst,
+        queue_messages=settings.push_queue_messages, replay_count=settings.push_replay_count,
+        replay_bytes=settings.push_replay_bytes, replay_bytes_total=settings.push_replay_bytes_total,
+        heartbeat_seconds=settings.push_heartbeat_seconds, revalidate_seconds=settings.push_revalidate_seconds,
+    )
+
+
+def webhook_policy(settings: Settings) -> UrlPolicy:
+    """The SSRF allow-list of ``GENESIS_WEBHOOK_ALLOWED_HOSTS``: IP addresses and CIDRs as networks, names as hosts."""
+    hosts, networks = [], []
+    for item in settings.webhook_allowed_hosts:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            hosts.append(item)
+        else:
+            networks.append(item)
+    return UrlPolicy.allowing(hosts=hosts, networks=networks)
 
 
 def audit_backend(settings: Settings) -> AuditBackend:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import orjson
+import pytest
 
 from genesis.push import Connection, Gap, Item, Message
 from genesis.security.scopes import scopes_for
@@ -53,3 +56,19 @@ def body(item: Item) -> dict[str, object]:
     parsed = orjson.loads(item.payload)
     assert isinstance(parsed, dict)
     return parsed
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A Redis key prefix (``GENESIS_KEY_PREFIX``) of its own for one test; its keys are deleted afterwards."""
+    import redis
+
+    name = f"genesis-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

@@ -324,3 +324,20 @@ def test_resubscribing_to_a_topic_that_has_no_messages_yet_still_receives_later_
         await hub.publish("audit", "audit.event", {"n": 1})
         assert describe(await take(conn, 1)) == [("m", 1)]
     run(scenario)
+
+
+def test_a_poke_makes_a_waiting_receive_return_none_but_never_hides_a_message() -> None:
+    async def scenario() -> None:
+        hub = Hub()
+        conn = hub.connect(viewer())
+        await conn.subscribe("prices.P")
+        waiting = asyncio.create_task(conn.receive())
+        await asyncio.sleep(0)
+        conn.poke()  # a transport's timer: heartbeat or re-check due
+        assert await asyncio.wait_for(waiting, 5) is None
+        await hub.publish("prices.P", "price", {"i": 1})
+        conn.poke()
+        assert describe([await conn.receive()]) == [("m", 1)]  # the message first
+        assert await conn.receive() is None  # then the poke
+        conn.close(CloseReason.CLIENT)
+    run(scenario)

@@ -70,7 +70,7 @@ def test_the_upgrade_builds_the_tree_over_archived_and_stored_events(old_databas
     signer = CheckpointSigner.from_data_dir(tmp_path / "keys")
     rows, _ = _legacy_trail(old_database, tmp_path, signer)
     upgrade_database(old_database)
-    assert current_revision(old_database) == "0003_audit_tree"
+    assert current_revision(old_database) == "0004_push_webhooks"  # the newest: the tree migration and after
     reference = MemoryTree()
     for row in rows:
         reference.append(leaf_hash(canonical_json(row)))

@@ -16,7 +16,19 @@ from genesis.api.middleware import RequestMiddleware
 from genesis.api.openapi import build_openapi, operation_id
 from genesis.api.problems import install_problem_handlers
 from genesis.api.ratelimit import RateLimits
-from genesis.api.routers import admin, analytics, anomalies, audit, auth, backtests, health, metrics, prices
+from genesis.api.routers import (
+    admin,
+    analytics,
+    anomalies,
+    audit,
+    auth,
+    backtests,
+    health,
+    metrics,
+    prices,
+    stream,
+    webhooks,
+)
 from genesis.api.routers.docs import OPENAPI_URL, openapi_router
 from genesis.api.routers.prices import PricesIn
 from genesis.api.web import install_web
@@ -41,6 +53,9 @@ TAGS = [
     {"name": "backtests", "description": "Backtests and strategy performance."},
     {"name": "anomalies", "description": "Streaming anomaly detection on stored prices."},
     {"name": "audit", "description": "Query, verify and export the tamper-evident audit trail (scope `audit:read`)."},
+    {"name": "push", "description": "Streams of prices, anomalies, backtests and audit events: `GET /ws` (WebSocket) "
+                                    "and `GET /stream` (Server-Sent Events). See docs/push.md."},
+    {"name": "webhooks", "description": "Signed, retried webhook endpoints (scope `webhooks:manage`)."},
     {"name": "admin", "description": "Users and machine clients (scope `admin`)."},
 ]
 
@@ -58,7 +73,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         openapi_url=None,  # served by openapi_router, rate-limited per address like the pages
     )
     install_problem_handlers(app)
-    for module in (health, auth, analytics, prices, backtests, anomalies, audit, admin, metrics):
+    for module in (health, auth, analytics, prices, backtests, anomalies, audit, stream, webhooks, admin, metrics):
         app.include_router(module.router)
     app.openapi_url = OPENAPI_URL  # what the pages load (FastAPI's own unthrottled route was not added)
     app.include_router(openapi_router(app))
@@ -69,11 +84,13 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         authenticator=runtime.auth, limits=RateLimits(runtime.limiter, settings),
         routes=RouteTable.from_routes(app.routes, principal_dependency=current_principal),
     )
+    resolver = ClientAddressResolver(settings.trusted_proxies)
     app.state.runtime = runtime
     app.state.gatekeeper = gatekeeper
+    app.state.client_resolver = resolver  # the WebSocket route resolves its client as the middleware does
     app.add_middleware(
         RequestMiddleware, recorder=runtime.recorder, gatekeeper=gatekeeper,
-        resolver=ClientAddressResolver(settings.trusted_proxies), max_body_bytes=settings.max_body_bytes,
+        resolver=resolver, max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.request_timeout_seconds,
     )
     return app

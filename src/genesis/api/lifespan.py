@@ -1,9 +1,10 @@
 """The API's lifespan: what a server does when it starts and stops, and the loops it runs meanwhile.
 
 Start: migrations (best effort: ``/ready`` says what is wrong), logging, the runtime (the audit trail
-may still be down), ``genesis.audit.configure`` for ``log_action`` in server code, the first admin,
-an ``audit.start`` event. Meanwhile: refusal-window summaries, scheduled chain verification,
-PostgreSQL partitions ahead of time. Stop: ``audit.stop``, then everything closed in order.
+may still be down), the push hub and the audit feed, ``genesis.audit.configure`` for ``log_action`` in
+server code, the first admin, an ``audit.start`` event. Meanwhile: refusal-window summaries, scheduled
+chain verification, PostgreSQL partitions ahead of time, the webhook relay. Stop: ``audit.stop``, then
+everything closed in order.
 """
 
 from __future__ import annotations
@@ -21,16 +22,21 @@ from typing import Any
 from fastapi import FastAPI
 
 from genesis import audit
+from genesis.api.metrics import watch_push
 from genesis.audit import new_event, setup_logging
 from genesis.audit.monitor import ChainMonitor, ChainState
-from genesis.runtime import Runtime
+from genesis.runtime import Runtime, webhook_policy
 from genesis.services.audit_trail import trusted_keys
+from genesis.services.tasks import uninterrupted
+from genesis.services.webhook_relay import WebhookRelay, single_relay_lock
+from genesis.services.webhook_sender import WebhookSender
 from genesis.storage.partitions import ensure_audit_partitions
 
 log = logging.getLogger("genesis.api")
 
 PARTITION_CHECK_SECONDS = 6 * 3600
-FULL_VERIFY_SECONDS = 3600.0  # scheduled checks are incremental; one an hour re-reads the whole chain
+FULL_VERIFY_SECONDS = 3600.0
+RELAY_LOCK_RETRY_SECONDS = 5.0  # scheduled checks are incremental; one an hour re-reads the whole chain
 
 Lifespan = Callable[[FastAPI], Any]
 
@@ -48,6 +54,7 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
                 log.error("migrations could not be applied: %s", type(exc).__name__)
         logging_handle = await asyncio.to_thread(setup_logging, settings)
         await runtime.start()
+        await _start_push(runtime)
         audit.configure(recorder=runtime.recorder, store=runtime.audit.store)
         await _bootstrap_admin(runtime)
         await _record_lifecycle(runtime, "audit.start", "audit logging started")
@@ -56,6 +63,10 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
             tasks.append(_spawn(_verify_continuously(runtime, app)))
         if not settings.is_sqlite:
             tasks.append(_spawn(_keep_partitions_ahead(runtime)))
+        sender = WebhookSender(policy=webhook_policy(settings),
+                               connect_timeout=settings.webhook_connect_timeout_seconds,
+                               total_timeout=settings.webhook_timeout_seconds)
+        tasks.append(_spawn(_relay_webhooks(runtime, sender)))
         try:
             yield
         finally:
@@ -64,6 +75,7 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
             for task in tasks:
                 with suppress(asyncio.CancelledError, Exception):
                     await task
+            await sender.aclose()
             await _record_lifecycle(runtime, "audit.stop", "audit logging stopped")
             if audit.get_config().recorder is runtime.recorder:
                 audit.configure(recorder=None, store=None)
@@ -71,6 +83,18 @@ def server_lifespan(runtime: Runtime, *, migrate: bool) -> Lifespan:
             await asyncio.to_thread(logging_handle.close)
 
     return lifespan
+
+
+async def _start_push(runtime: Runtime) -> None:
+    """The hub (and its Redis reader), and committed audit events onto the ``audit`` streams."""
+    try:
+        await runtime.hub.start()
+    except Exception as exc:  # Redis may come later: the broker's reader keeps retrying on its own
+        log.warning("push hub could not start: %s", type(exc).__name__)
+    runtime.audit_feed.start()
+    watch_push(runtime)
+    if runtime.audit_feed.committed not in runtime.audit.commit_listeners:
+        runtime.audit.commit_listeners.append(runtime.audit_feed.committed)
 
 
 def _spawn(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
@@ -158,12 +182,35 @@ def _report_chain_state(runtime: Runtime, state: ChainState, reported: str | Non
     return problem
 
 
+async def _relay_webhooks(runtime: Runtime, sender: WebhookSender) -> None:
+    """The webhook relay: every worker on PostgreSQL (they share leases), one per data directory on SQLite."""
+    settings = runtime.settings
+    relay = WebhookRelay(store=runtime.webhooks, sender=sender, recorder=runtime.recorder,
+                         outbox_limit=settings.webhook_outbox_max_pending, poll_seconds=settings.webhook_poll_seconds)
+    runtime.publisher.on_outbox(relay.wake)
+    if not settings.is_sqlite:
+        await relay.run()
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    lock = single_relay_lock(settings.data_dir / "webhook-relay.lock")
+    while lock is None:  # another worker relays; take over if it dies (the lock dies with its process)
+        await asyncio.sleep(RELAY_LOCK_RETRY_SECONDS)
+        lock = single_relay_lock(settings.data_dir / "webhook-relay.lock")
+    try:
+        await relay.run()
+    finally:
+        lock.close()
+
+
 async def _keep_partitions_ahead(runtime: Runtime) -> None:
     """Create next months' audit partitions now and every few hours (PostgreSQL)."""
+    async def ensure() -> list[str]:
+        async with runtime.engine.begin() as conn:
+            return await conn.run_sync(ensure_audit_partitions)
+
     while True:
         try:
-            async with runtime.engine.begin() as conn:
-                created = await conn.run_sync(ensure_audit_partitions)
+            created = await uninterrupted(ensure())  # a shutdown waits for the check to end
             if created:
                 log.info("created audit partitions %s", ", ".join(created))
         except Exception as exc:

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from genesis.audit.chain import PendingLink, prepare
 from genesis.audit.events import AuditEvent
@@ -37,6 +37,9 @@ from genesis.audit.store import AuditStore
 from genesis.errors import Unavailable
 
 log = logging.getLogger("genesis.audit.writer")
+CommitListener = Callable[[Sequence[AuditEvent]], None]
+"""Called on the writer's thread with each batch's committed events, after their waiters are released:
+it must return at once (hand the events to another thread or loop), never block or raise."""
 _HEAD_RETRY_SECONDS = 5.0
 _HEAD_CHECKS_PER_INTERVAL = 4  # a worker looks this often per interval; the maker decides whether one is due
 
@@ -123,8 +126,10 @@ class AuditWriter:
         heads: HeadMaker | None = None,
         head_interval: float = 60.0,
         name: str = "genesis-audit-writer",
+        listeners: Sequence[CommitListener] = (),
     ) -> None:
         self.store = store
+        self.listeners = listeners  # read at each commit: a list the owner appends to later is honoured
         self.batch_max = max(1, batch_max)
         self.heads = heads
         self.head_check_seconds = max(0.05, head_interval / _HEAD_CHECKS_PER_INTERVAL)
@@ -252,6 +257,15 @@ class AuditWriter:
         finally:
             self._in_flight = 0
             batch.finish()
+        if self.listeners:
+            self._announce([e for e in batch.events if e is not None])
+
+    def _announce(self, committed: list[AuditEvent]) -> None:
+        for listener in self.listeners:
+            try:
+                listener(committed)
+            except Exception:  # a listener's bug must not stop the trail
+                log.exception("audit commit listener failed")
 
     def _head(self, reason: str) -> None:
         if self.heads is None:

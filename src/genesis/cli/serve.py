@@ -59,12 +59,19 @@ def serve(
         f"Log in: curl -s -X POST {base}/token -d grant_type=password -d username={cfg.admin_username} "
         "-d 'password=...'", err=True,
     )
+    if cfg.workers > 1 and not cfg.redis_url:
+        typer.echo("Warning: several workers without GENESIS_REDIS_URL: each worker's streams (/ws, /stream) carry "
+                   "only what that worker produced (docs/push.md)", err=True)
     uvicorn.run(
         "genesis.api.asgi:create_default_app", factory=True, host=cfg.host, port=cfg.port,
         # One worker runs in this process; more run under uvicorn's supervisor, which restarts dead ones.
         workers=cfg.workers if cfg.workers > 1 and not reload else None, reload=reload, proxy_headers=False,
         server_header=False, log_config=None, access_log=False, timeout_keep_alive=5,
-        limit_concurrency=2048, timeout_graceful_shutdown=10,
+        limit_concurrency=cfg.max_connections, timeout_graceful_shutdown=10,
+        # Streams: protocol pings as the heartbeat, no per-connection compression state (memory per idle socket),
+        # and client messages are small JSON (4 KiB is checked again by the route).
+        ws="websockets-sansio", ws_ping_interval=cfg.push_heartbeat_seconds, ws_ping_timeout=cfg.push_heartbeat_seconds,
+        ws_per_message_deflate=False, ws_max_size=64 * 1024,
         http="genesis.api.http_protocol:HeaderDeadlineProtocol",  # uvicorn's httptools + a header deadline
     )
     if lock is not None:

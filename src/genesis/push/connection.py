@@ -46,7 +46,7 @@ class Connection:
     Close it with a reason (``close``); iteration then ends and ``close_reason`` says why.
     """
 
-    __slots__ = ("_hub", "_ready", "_subs", "_timer", "_waiter", "close_reason", "viewer")
+    __slots__ = ("_hub", "_poked", "_ready", "_subs", "_timer", "_waiter", "close_reason", "viewer")
 
     def __init__(self, hub: Hub, viewer: Viewer) -> None:
         self._hub = hub
@@ -55,6 +55,7 @@ class Connection:
         self._ready: collections.deque[Subscription] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._poked = False
         self.close_reason: CloseReason | None = None
 
     @property
@@ -126,6 +127,12 @@ class Connection:
         self._wake()
         self._hub._forget(self)
 
+    def poke(self) -> None:
+        """Make the pending (or next) :meth:`receive` return None once nothing is ready: a transport's own timer
+        (heartbeat, token re-check) wakes its reader this way instead of a timeout around every receive."""
+        self._poked = True
+        self._wake()
+
     async def receive(self, idle_seconds: float | None = None) -> Item | None:
         """The next message or gap notice; None after ``idle_seconds`` without one (time for a heartbeat).
 
@@ -142,13 +149,19 @@ class Connection:
             item = self._take()
             if item is not None:
                 return item
+            if self._poked:
+                self._poked = False
+                return None
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 return None
             self._waiter = loop.create_future()
             try:
-                async with asyncio.timeout(remaining):
+                if remaining is None:
                     await self._waiter
+                else:
+                    async with asyncio.timeout(remaining):
+                        await self._waiter
             except TimeoutError:
                 return None
             finally:

@@ -11,6 +11,7 @@ SCOPES: dict[str, str] = {
     "performance:read": "Read strategy performance.",
     "anomalies:read": "Read price anomalies.",
     "audit:read": "Query, export and verify the audit trail.",
+    "webhooks:manage": "Register, change and delete webhook endpoints; list and redeliver their deliveries.",
     "admin": "Administer users, clients and every resource.",
 }
 

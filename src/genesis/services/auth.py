@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -59,6 +61,7 @@ class Principal:
     token_jti: str
     token_expires_at: int
     session_id: str | None = None
+    token_generation: int = 0  # the principal's token generation when the token was issued
 
     @property
     def is_admin(self) -> bool:
@@ -217,20 +220,43 @@ class AuthService:
         """The principal behind an access token; Unauthenticated if it is not usable."""
         claims: TokenClaims = self.codec.verify(token, token_type=ACCESS_TYPE)
         kind, _, name = claims.subject.partition(":")
-        status = await self.principals.token_status(kind=kind, name=name, jti=claims.jti,
-                                                    session_id=claims.family_id)
+        role = await self._current_role(kind, name, jti=claims.jti, session_id=claims.family_id,
+                                        generation=claims.generation)
+        return Principal(
+            subject=claims.subject, kind="client" if kind == "client" else "user", name=name, role=role,
+            scopes=claims.scopes & scopes_for(role), token_jti=claims.jti, token_expires_at=claims.expires_at,
+            session_id=claims.family_id, token_generation=claims.generation,
+        )
+
+    async def _current_role(self, kind: str, name: str, *, jti: str, session_id: str | None, generation: int) -> str:
+        """The role of a principal whose token is still good: not revoked, its session alive, its generation current.
+
+        Raises:
+            Unauthenticated: the token was revoked, its session ended, or the account is disabled or gone.
+        """
+        status = await self.principals.token_status(kind=kind, name=name, jti=jti, session_id=session_id)
         if status.jti_revoked or not status.session_active:
             raise Unauthenticated("token has been revoked")
         if status.role is None:
             raise Unauthenticated("the account is disabled or no longer exists")
-        if status.generation != claims.generation:  # password, role or state changed, or sessions were ended
+        if status.generation != generation:  # password, role or state changed, or sessions were ended
             raise Unauthenticated("token has been revoked")
-        role = status.role
-        return Principal(
-            subject=claims.subject, kind="client" if kind == "client" else "user", name=name, role=role,
-            scopes=claims.scopes & scopes_for(role), token_jti=claims.jti, token_expires_at=claims.expires_at,
-            session_id=claims.family_id,
-        )
+        return status.role
+
+    async def recheck(self, principal: Principal, *, now: float | None = None) -> Principal:
+        """The principal of a long-lived stream, checked again: its token not revoked or expired, its account active.
+
+        Returns it with the scopes its role grants now (a role changed meanwhile narrows them).
+
+        Raises:
+            Unauthenticated: the token was revoked or has expired, or the account is disabled or gone.
+        """
+        if principal.token_expires_at <= (time.time() if now is None else now):
+            raise Unauthenticated("token has expired")
+        role = await self._current_role(principal.kind, principal.name, jti=principal.token_jti,
+                                        session_id=principal.session_id, generation=principal.token_generation)
+        scopes = principal.scopes & scopes_for(role)
+        return principal if scopes == principal.scopes else dataclasses.replace(principal, role=role, scopes=scopes)
 
     # --- bootstrap ---------------------------------------------------------
     async def bootstrap_admin(self, *, username: str, password: str | None) -> str | None:

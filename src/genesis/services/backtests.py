@@ -8,8 +8,9 @@ from typing import Any
 
 from genesis.analytics import SIGNAL_STRATEGIES, run_backtest
 from genesis.errors import InvalidInput, NotFound
+from genesis.services.announce import backtest_notice
 from genesis.services.compute import run_sized
-from genesis.services.market import check_symbol
+from genesis.services.market import Announced, check_symbol
 from genesis.storage.protocols import BacktestRecord, BacktestStore, PriceStore
 from genesis.timeutil import now_us
 
@@ -37,7 +38,7 @@ async def prices_for(
 
 async def run_and_record(
     *, store: BacktestStore, owner: str, strategy_name: str, params: Mapping[str, Any], closes: Sequence[float],
-    symbol: str | None, commission: float, include_equity: bool,
+    symbol: str | None, commission: float, include_equity: bool, publisher: Announced | None = None,
 ) -> BacktestRecord:
     """Run ``strategy_name`` over ``closes`` and record the result under ``owner``.
 
@@ -61,7 +62,12 @@ async def run_and_record(
         n_prices=len(closes), metrics=result.metrics(), score=result.sharpe,
         equity=result.equity.tolist() if result.equity is not None else None, created_at_us=now_us(),
     )
-    await store.add(record)
+    if publisher is None:
+        await store.add(record)
+        return record
+    notices = [backtest_notice(record)]
+    outboxed = await store.add(record, notices=notices, outbox_limit=publisher.outbox_limit)
+    await publisher.committed(notices, outboxed)
     return record
 
 

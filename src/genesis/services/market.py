@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequenc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from genesis.errors import Conflict, InvalidInput, NotFound
-from genesis.storage.protocols import PricePoint, PriceStore
+from genesis.storage.protocols import Announcer, Outboxed, PricePoint, PriceStore
 from genesis.timeutil import now_us, rfc3339, to_us
+
+if TYPE_CHECKING:
+    from genesis.push.notice import Notice
 
 # The symbol grammar, written once: one or more segments separated by "/", each starting with a letter or digit and
 # going on with letters, digits and . _ : ^ = -; at most 32 characters in all. No segment is empty, "." or "..", so a
@@ -109,10 +112,22 @@ MAX_CONFLICTS_SHOWN = 100
 CHECK_BATCH = 5_000
 
 
+class Announced(Protocol):
+    """Where an ingestion's notices go once it committed (``genesis.services.push.Publisher``)."""
+
+    outbox_limit: int
+
+    async def committed(self, notices: Sequence[Notice], outboxed: Outboxed | None = None) -> int: ...
+
+
 async def ingest_prices(
-    *, store: PriceStore, symbol: str, points: Sequence[PricePoint], max_future_seconds: int, replace: bool = False
+    *, store: PriceStore, symbol: str, points: Sequence[PricePoint], max_future_seconds: int, replace: bool = False,
+    announcer: Announcer | None = None, publisher: Announced | None = None,
 ) -> IngestResult:
     """Store points for ``symbol``: new ones inserted, identical re-posts counted as duplicates.
+
+    With an ``announcer`` and a ``publisher``, the inserted points and their anomalies are announced:
+    webhook deliveries in the ingesting transaction, stream messages once it committed.
 
     Raises:
         InvalidInput: a bad symbol or point, or a timestamp further in the future than ``max_future_seconds``.
@@ -125,9 +140,13 @@ async def ingest_prices(
         check_points(points[first : start + CHECK_BATCH], not_after_us=not_after, offset=first)
         if len(points) > CHECK_BATCH:
             await asyncio.sleep(0)
-    write = await store.add_many(symbol, points, on_conflict="replace" if replace else "refuse")
+    announcing = announcer if publisher is not None else None
+    write = await store.add_many(symbol, points, on_conflict="replace" if replace else "refuse",
+                                 announcer=announcing, outbox_limit=publisher.outbox_limit if publisher else 0)
     if write.conflicts and not replace:
         raise PriceConflict(write.conflicts)
+    if publisher is not None and write.notices:
+        await publisher.committed(write.notices, write.outbox)
     return IngestResult(symbol, len(points), write.inserted, write.duplicates,
                         write.conflicts if write.replaced else [])
 

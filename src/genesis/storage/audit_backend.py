@@ -19,6 +19,7 @@ from pathlib import Path
 from genesis.audit import AuditStore, AuditWriter
 from genesis.audit.checkpoints import load_or_create_signing_key
 from genesis.audit.heads import HeadListener, HeadMaker, log_signer
+from genesis.audit.writer import CommitListener
 from genesis.errors import Unavailable
 from genesis.storage.audit_sql import open_audit_store
 
@@ -46,6 +47,7 @@ class AuditBackend:
         self._writer: AuditWriter | None = None
         self._heads: HeadMaker | None = None
         self._listeners: list[HeadListener] = []
+        self.commit_listeners: list[CommitListener] = []  # handed to every writer this backend opens
 
     @property
     def store(self) -> AuditStore | None:
@@ -102,7 +104,7 @@ class AuditBackend:
             if self._writer is not None:
                 return self._writer
             self._writer = AuditWriter(store, batch_max=self.batch_max, heads=heads,
-                                       head_interval=self.head_interval_seconds)
+                                       head_interval=self.head_interval_seconds, listeners=self.commit_listeners)
             return self._writer
 
     async def reconnect(self) -> AuditWriter | None:

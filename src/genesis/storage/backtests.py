@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from genesis.storage.models import backtests
-from genesis.storage.protocols import BacktestRecord
+from genesis.storage.outbox import SqlAlchemyRunner, write_outbox
+from genesis.storage.protocols import BacktestRecord, Outboxed
+from genesis.timeutil import now_us
+
+if TYPE_CHECKING:
+    from genesis.push.notice import Notice
 
 
 def _record(row: Any) -> BacktestRecord:
@@ -26,7 +33,10 @@ class SqlBacktestStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    async def add(self, record: BacktestRecord) -> None:
+    async def add(
+        self, record: BacktestRecord, *, notices: Sequence[Notice] = (), outbox_limit: int = 0,
+    ) -> Outboxed:
+        """Record a run and, in the same transaction, the webhook deliveries of ``notices``."""
         async with self._engine.begin() as conn:
             await conn.execute(
                 insert(backtests).values(
@@ -38,6 +48,13 @@ class SqlBacktestStore:
                     created_at_us=record.created_at_us,
                 )
             )
+            if not notices:
+                return Outboxed()
+
+            def outbox(sync: Connection) -> Outboxed:
+                return write_outbox(SqlAlchemyRunner(sync), notices, limit=outbox_limit, now_us=now_us())
+
+            return await conn.run_sync(outbox)
 
     async def get(self, backtest_id: str) -> BacktestRecord | None:
         async with self._engine.connect() as conn:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -218,4 +219,68 @@ audit_heads = Table(
     Column("note", Text, nullable=False),
     Column("created_at_us", BigInteger, nullable=False),
     Column("reason", String(32), nullable=False),
+)
+
+
+# Webhooks (docs/push.md): endpoints, the transactional outbox and the attempts of each delivery.
+# Deliveries are written in the transaction of what they announce (prices, anomalies, backtests);
+# for the audit topics the audit trail is the outbox, read through each endpoint's ``audit_cursor``.
+_BIGID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER PRIMARY KEY only
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("scopes", String(512), nullable=False),  # the registering token's scopes: what the endpoint may see
+    Column("url", String(2048), nullable=False),
+    Column("description", String(255), nullable=False),
+    Column("topics", Text, nullable=False),  # JSON list of topics or "<family>.*"
+    Column("secret", String(128), nullable=False),
+    Column("previous_secret", String(128), nullable=True),  # still signed with during a rotation
+    Column("previous_secret_until_us", BigInteger, nullable=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", String(64), nullable=True),
+    Column("audit_cursor", BigInteger, nullable=False),  # the last audit seq considered for this endpoint
+    Column("paused_until_us", BigInteger, nullable=True),  # the oldest pending delivery's next attempt
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until_us", BigInteger, nullable=True),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("updated_at_us", BigInteger, nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", _BIGID, primary_key=True, autoincrement=True),  # delivery order within an endpoint
+    Column("msg_id", String(40), nullable=False, unique=True),  # webhook-id: the same on every attempt
+    Column("endpoint_id", String(40), ForeignKey("webhook_endpoints.id", ondelete="CASCADE"), nullable=False),
+    Column("topic", String(64), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, delivered, failed
+    Column("attempts", Integer, nullable=False),
+    Column("created_at_us", BigInteger, nullable=False),
+    Column("next_attempt_at_us", BigInteger, nullable=False),
+    Column("first_attempt_at_us", BigInteger, nullable=True),
+    Column("last_attempt_at_us", BigInteger, nullable=True),
+    Column("delivered_at_us", BigInteger, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_error", String(32), nullable=True),
+    Index("ix_webhook_deliveries_endpoint_status", "endpoint_id", "status", "id"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    Column("id", _BIGID, primary_key=True, autoincrement=True),
+    Column("delivery_id", _BIGID, ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("attempted_at_us", BigInteger, nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("status", Integer, nullable=True),
+    Column("duration_ms", Float, nullable=False),
+    Column("error", String(16), nullable=True),
+    Column("detail", String(256), nullable=False),
+    Column("excerpt", String(1024), nullable=False),
 )

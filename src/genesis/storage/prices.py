@@ -1,4 +1,11 @@
-"""Price series in the relational store: one point per (symbol, timestamp), never silently rewritten."""
+"""Price series in the relational store: one point per (symbol, timestamp), never silently rewritten.
+
+An ingestion may also announce what it inserted (``announcer``: prices and their anomalies for the push
+topics): the notices and their webhook deliveries (the transactional outbox) are written in the same
+transaction as the points, so both commit or neither does. Ingestions of one symbol are serialised
+(SQLite: the write lock; PostgreSQL: a transaction-scoped advisory lock on the symbol), so the closes an
+announcement is scored against are exactly those stored before it.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +18,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import orjson
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from genesis.storage.database import SQLITE_PRAGMAS, sqlite_path
 from genesis.storage.models import prices
-from genesis.storage.protocols import OnConflict, PriceColumns, PricePoint, PriceWrite
+from genesis.storage.outbox import Runner, SqlAlchemyRunner, SqliteRunner, write_outbox
+from genesis.storage.protocols import Announcer, OnConflict, Outboxed, PriceColumns, PricePoint, PriceWrite
+from genesis.timeutil import now_us
 
 _CHUNK = 5_000
 # Prices and volumes are never negative, so -1 stands for NULL in the columnar read and becomes NaN.
@@ -35,6 +45,30 @@ _SQLITE_INSERT = "INSERT INTO prices (ts_us, close, open, high, low, volume, sym
 _SQLITE_UPDATE = "UPDATE prices SET close = ?, open = ?, high = ?, low = ?, volume = ? WHERE ts_us = ? AND symbol = ?"
 _SQLITE_STORED = ("SELECT ts_us, close, open, high, low, volume FROM prices "
                   "WHERE symbol = ? AND ts_us IN (SELECT value FROM json_each(?))")
+
+
+_LATEST = "SELECT max(ts_us) FROM prices WHERE symbol = :symbol"
+_TAIL = "SELECT close FROM prices WHERE symbol = :symbol AND ts_us < :before ORDER BY ts_us DESC LIMIT :n"
+
+
+def _announce(
+    run: Runner, symbol: str, inserted: list[PricePoint], latest_before: int | None, announcer: Announcer,
+    outbox_limit: int,
+) -> tuple[list[Any], Outboxed]:
+    """Inside the ingesting transaction: the notices of what was inserted (in time order), and their outbox rows."""
+    if not inserted:
+        return [], Outboxed()
+    appended_from = len(inserted)
+    for index, point in enumerate(inserted):
+        if latest_before is None or point.ts_us > latest_before:
+            appended_from = index
+            break
+    tail: list[float] = []
+    if appended_from < len(inserted):
+        rows = run.rows(_TAIL, {"symbol": symbol, "before": inserted[appended_from].ts_us, "n": announcer.history})
+        tail = [float(r[0]) for r in reversed(rows)]
+    notices = announcer.announce(symbol, inserted, appended_from, tail)
+    return notices, write_outbox(run, notices, limit=outbox_limit, now_us=now_us())
 
 
 def classify(
@@ -75,15 +109,31 @@ class SqlPriceStore:
         self._insert = base.on_conflict_do_nothing(index_elements=["symbol", "ts_us"]).returning(prices.c.ts_us)
 
     async def add_many(
-        self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse"
+        self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse",
+        announcer: Announcer | None = None, outbox_limit: int = 0,
     ) -> PriceWrite:
-        """Insert new points; identical re-posts are duplicates; differing ones are handled by ``on_conflict``."""
+        """Insert new points; identical re-posts are duplicates; differing ones are handled by ``on_conflict``.
+
+        With an ``announcer``, what was inserted is announced in the same transaction (see the module docstring).
+        """
         if self._sqlite_path is not None:
-            return await asyncio.to_thread(self._add_many_sqlite, symbol, points, on_conflict)
+            return await asyncio.to_thread(self._add_many_sqlite, symbol, points, on_conflict, announcer,
+                                           outbox_limit)
         async with self._engine.connect() as conn:
             transaction = await conn.begin()
             try:
-                write = await self._add_many_async(conn, symbol, points, on_conflict)
+                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"prices:{symbol}"})
+                latest = (await conn.execute(text(_LATEST), {"symbol": symbol})).scalar()
+                write, inserted = await self._add_many_async(conn, symbol, points, on_conflict)
+                if announcer is not None and inserted and not (on_conflict == "refuse" and write.conflicts):
+
+                    def announce(sync: Connection) -> tuple[list[Any], Outboxed]:
+                        assert announcer is not None
+                        return _announce(SqlAlchemyRunner(sync), symbol, inserted, latest, announcer, outbox_limit)
+
+                    notices, outbox = await conn.run_sync(announce)
+                    write = PriceWrite(write.inserted, write.duplicates, write.conflicts, write.replaced, notices,
+                                       outbox)
             except BaseException:
                 await transaction.rollback()
                 raise
@@ -95,11 +145,13 @@ class SqlPriceStore:
 
     async def _add_many_async(
         self, conn: AsyncConnection, symbol: str, points: Sequence[PricePoint], on_conflict: OnConflict
-    ) -> PriceWrite:
+    ) -> tuple[PriceWrite, list[PricePoint]]:
+        """The write, and the points it inserted (in time order)."""
         stored = await self._stored(conn, symbol, [p.ts_us for p in points])
         new, duplicates, conflicts = await asyncio.to_thread(classify, points, stored)
         inserted = 0
         raced: list[int] = []
+        landed: set[int] = set()
         for start in range(0, len(new), _CHUNK):
             chunk = new[start : start + _CHUNK]
             rows: list[dict[str, Any]] = [
@@ -109,6 +161,7 @@ class SqlPriceStore:
             ]
             done = {row[0] for row in (await conn.execute(self._insert, rows)).all()}
             inserted += len(done)
+            landed |= done
             raced.extend(p.ts_us for p in chunk if p.ts_us not in done)
         if raced:  # stored by a concurrent writer after we looked: classify them against what it stored
             theirs = await self._stored(conn, symbol, raced)
@@ -126,8 +179,9 @@ class SqlPriceStore:
             )
             replaced = len(conflicts)
         if conflicts and on_conflict == "refuse":
-            inserted = 0
-        return PriceWrite(inserted, duplicates, conflicts, replaced)
+            return PriceWrite(0, duplicates, conflicts, replaced), []
+        return PriceWrite(inserted, duplicates, conflicts, replaced), sorted(
+            (p for p in new if p.ts_us in landed), key=lambda p: p.ts_us)
 
     async def _stored(self, conn: AsyncConnection, symbol: str, stamps: Sequence[int]) -> dict[int, PricePoint]:
         found: dict[int, PricePoint] = {}
@@ -139,7 +193,10 @@ class SqlPriceStore:
                 found[row[0]] = PricePoint(*row)
         return found
 
-    def _add_many_sqlite(self, symbol: str, points: Sequence[PricePoint], on_conflict: OnConflict) -> PriceWrite:
+    def _add_many_sqlite(
+        self, symbol: str, points: Sequence[PricePoint], on_conflict: OnConflict, announcer: Announcer | None,
+        outbox_limit: int,
+    ) -> PriceWrite:
         assert self._sqlite_path is not None
         conn = sqlite3.connect(self._sqlite_path, timeout=10.0, isolation_level=None)
         try:
@@ -147,6 +204,8 @@ class SqlPriceStore:
                 conn.execute(pragma)
             conn.execute("BEGIN IMMEDIATE")  # the write lock first: nobody stores a point between read and insert
             try:
+                run = SqliteRunner(conn)
+                latest = run.rows(_LATEST, {"symbol": symbol})[0][0]
                 stamps = orjson.dumps([p.ts_us for p in points]).decode()
                 stored = {row[0]: PricePoint(*row) for row in conn.execute(_SQLITE_STORED, (symbol, stamps))}
                 new, duplicates, conflicts = classify(points, stored)
@@ -159,12 +218,17 @@ class SqlPriceStore:
                     conn.executemany(_SQLITE_UPDATE, ((p.close, p.open, p.high, p.low, p.volume, p.ts_us, symbol)
                                                       for _, p in conflicts))
                     replaced = len(conflicts)
+                notices: list[Any] = []
+                outbox = Outboxed()
+                if announcer is not None and new:
+                    notices, outbox = _announce(run, symbol, sorted(new, key=lambda p: p.ts_us), latest, announcer,
+                                                outbox_limit)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-            return PriceWrite(len(new), duplicates, conflicts, replaced)
+            return PriceWrite(len(new), duplicates, conflicts, replaced, notices, outbox)
         finally:
             conn.close()
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, NamedTuple, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from genesis.push.notice import Notice
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,8 @@ class PriceWrite:
     duplicates: int
     conflicts: list[tuple[PricePoint, PricePoint]]  # (stored before, sent), in timestamp order
     replaced: int  # conflicts whose stored values were replaced (on_conflict="replace")
+    notices: list[Notice] = field(default_factory=list)  # what the inserted points announce (with an announcer)
+    outbox: Outboxed = field(default_factory=lambda: Outboxed())  # their webhook deliveries, written in the transaction
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,27 @@ class BacktestRecord:
     score: float | None
     equity: list[float] | None
     created_at_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outboxed:
+    """The webhook deliveries a transaction wrote, and the endpoints it disabled for a full outbox."""
+
+    rows: int = 0
+    disabled: list[str] = field(default_factory=list)
+
+
+class Announcer(Protocol):
+    """Turns the points an ingestion inserts into notices, inside its transaction (``services.announce``)."""
+
+    @property
+    def history(self) -> int:
+        """Stored closes needed before the first appended point."""
+        ...
+
+    def announce(
+        self, symbol: str, inserted: Sequence[PricePoint], appended_from: int, tail: Sequence[float],
+    ) -> list[Notice]: ...
 
 
 class UserStore(Protocol):
@@ -170,7 +196,8 @@ class PriceColumns(NamedTuple):
 
 class PriceStore(Protocol):
     async def add_many(
-        self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse"
+        self, symbol: str, points: Sequence[PricePoint], *, on_conflict: OnConflict = "refuse",
+        announcer: Announcer | None = None, outbox_limit: int = 0,
     ) -> PriceWrite: ...
     async def columns(
         self, symbol: str, *, start_us: int | None, end_us: int | None, limit: int | None
@@ -189,7 +216,9 @@ class PriceStore(Protocol):
 
 
 class BacktestStore(Protocol):
-    async def add(self, record: BacktestRecord) -> None: ...
+    async def add(
+        self, record: BacktestRecord, *, notices: Sequence[Notice] = (), outbox_limit: int = 0,
+    ) -> Outboxed: ...
     async def get(self, backtest_id: str) -> BacktestRecord | None: ...
     async def scores(
         self, strategy_name: str | None = None, *, owner: str | None = None

@@ -92,6 +92,7 @@ async def run(
     record = await backtests.run_and_record(
         store=runtime.backtests, owner=principal.subject, strategy_name=body.strategy, params=body.params,
         closes=closes, symbol=body.symbol, commission=body.commission, include_equity=body.include_equity,
+        publisher=runtime.publisher,
     )
     request_audit(request).metadata.update({"backtest_id": record.id, "strategy": record.strategy_name,
                                             "score": record.score})

@@ -17,5 +17,5 @@ router = APIRouter(tags=["health"])
 @router.get("/metrics", name="metrics", response_class=Response, responses={
     **AUTHED_ERRORS, 200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}})
 async def metrics(_: Annotated[Principal, allow("admin", limit="default")]) -> Response:
-    """Requests, latency, rate-limit refusals, audit queue depth and commit latency, chain head, sink errors."""
+    """Requests, latency, rate-limit refusals, audit queue depth and commit latency, chain head, sink errors, push."""
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

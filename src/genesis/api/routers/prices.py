@@ -103,7 +103,8 @@ async def ingest(
     facts.metadata["symbol"] = symbol
     result = await market.ingest_prices(store=runtime.prices, symbol=symbol, points=points,
                                         max_future_seconds=runtime.settings.price_max_future_seconds,
-                                        replace=on_conflict == "replace")
+                                        replace=on_conflict == "replace", announcer=runtime.announcer,
+                                        publisher=runtime.publisher)
     facts.metadata.update({"received": result.received, "inserted": result.inserted,
                            "duplicates": result.duplicates, "replaced": len(result.replaced)})
     if result.replaced:
